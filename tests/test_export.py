@@ -227,12 +227,9 @@ def test_saved_model_cli_run_on_serving_default(export_path, loaded, image_files
 
 
 def serving_doc():
-    """The Serving section of README.md once merged there, else docs/serving.md."""
-    readme = ROOT / "README.md"
-    if readme.exists() and "\n## Serving" in readme.read_text():
-        section = readme.read_text().split("\n## Serving", 1)[1]
-        return section.split("\n## ", 1)[0]
-    return (ROOT / "docs" / "serving.md").read_text()
+    """The "Serving" section of README.md."""
+    section = (ROOT / "README.md").read_text().split("\n## Serving", 1)[1]
+    return section.split("\n## ", 1)[0]
 
 
 def rest_row_format_inputs(request, signature):
