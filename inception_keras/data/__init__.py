@@ -1,0 +1,37 @@
+"""tf.data input pipelines: ImageNet TFRecords, TFDS, image folders, synthetic and smoke data.
+
+`make_input_fn(...)` builds the input for `strategy.distribute_datasets_from_function`;
+`dataset_info(...)` describes a dataset; `CorruptRecordReport()` logs, once per epoch, the
+corrupt records the pipelines dropped (`corrupt_records_seen()` is the running total).
+"""
+
+from inception_keras.data.corrupt import CorruptRecordReport, corrupt_records_seen
+from inception_keras.data.errors import DataError
+from inception_keras.data.folder import folder_dataset
+from inception_keras.data.info import DatasetInfo, dataset_info, imagenet_class_names
+from inception_keras.data.pipeline import make_input_fn
+from inception_keras.data.preprocessing import preprocess_for_eval, preprocess_for_train
+from inception_keras.data.smoke import ensure_smoke_dataset
+from inception_keras.data.smoke_images import SMOKE_CLASS_NAMES
+from inception_keras.data.synthetic import synthetic_dataset
+from inception_keras.data.tfds_source import tfds_dataset
+from inception_keras.data.tfrecord import serialize_example, tfrecord_dataset
+
+__all__ = [
+    "CorruptRecordReport",
+    "DataError",
+    "DatasetInfo",
+    "SMOKE_CLASS_NAMES",
+    "corrupt_records_seen",
+    "dataset_info",
+    "ensure_smoke_dataset",
+    "folder_dataset",
+    "imagenet_class_names",
+    "make_input_fn",
+    "preprocess_for_eval",
+    "preprocess_for_train",
+    "serialize_example",
+    "synthetic_dataset",
+    "tfds_dataset",
+    "tfrecord_dataset",
+]
