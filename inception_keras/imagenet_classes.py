@@ -18,6 +18,11 @@ def imagenet_class_names():
     return tuple((synset, name) for _, synset, name in rows)
 
 
+def imagenet_label_names():
+    """The 1000 human-readable ImageNet class names alone, in label order."""
+    return tuple(name for _, name in imagenet_class_names())
+
+
 def preprocess_input(x):
     """Pixels in [0, 255] to [-1, 1], as `keras.applications.inception_v3.preprocess_input`."""
     if isinstance(x, np.ndarray):

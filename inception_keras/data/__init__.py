@@ -8,7 +8,7 @@ corrupt records the pipelines dropped (`corrupt_records_seen()` is the running t
 from inception_keras.data.corrupt import CorruptRecordReport, corrupt_records_seen
 from inception_keras.data.errors import DataError
 from inception_keras.data.folder import folder_dataset
-from inception_keras.data.info import DatasetInfo, dataset_info, imagenet_class_names
+from inception_keras.data.info import DatasetInfo, dataset_info
 from inception_keras.data.pipeline import make_input_fn
 from inception_keras.data.preprocessing import preprocess_for_eval, preprocess_for_train
 from inception_keras.data.smoke import ensure_smoke_dataset
@@ -26,7 +26,6 @@ __all__ = [
     "dataset_info",
     "ensure_smoke_dataset",
     "folder_dataset",
-    "imagenet_class_names",
     "make_input_fn",
     "preprocess_for_eval",
     "preprocess_for_train",

@@ -12,7 +12,7 @@ from inception_keras.data.synthetic import (
     SYNTHETIC_NUM_TRAIN_EXAMPLES,
 )
 from inception_keras.data.tfds_source import prepare, supervised_keys, tfds_builder, tfds_split_name
-from inception_keras.imagenet_classes import imagenet_class_names as imagenet_class_pairs
+from inception_keras.imagenet_classes import imagenet_label_names
 
 IMAGENET_NUM_TRAIN_EXAMPLES = 1_281_167
 IMAGENET_NUM_EVAL_EXAMPLES = 50_000
@@ -37,11 +37,6 @@ def parse_dataset(dataset):
     raise DataError(f"unknown dataset {dataset!r}; expected {DATASET_FORMS}")
 
 
-def imagenet_class_names():
-    """The 1000 human-readable ImageNet class names, in label order."""
-    return tuple(name for _, name in imagenet_class_pairs())
-
-
 def dataset_info(dataset, data_dir=None):
     """Classes and split sizes of a dataset (None where a size is unknown without reading it all).
 
@@ -54,7 +49,7 @@ def dataset_info(dataset, data_dir=None):
 
 def _imagenet_info(_, data_dir):
     return DatasetInfo(
-        1000, imagenet_class_names(), IMAGENET_NUM_TRAIN_EXAMPLES, IMAGENET_NUM_EVAL_EXAMPLES
+        1000, imagenet_label_names(), IMAGENET_NUM_TRAIN_EXAMPLES, IMAGENET_NUM_EVAL_EXAMPLES
     )
 
 
@@ -82,7 +77,7 @@ def _tfds_info(name, data_dir):
     prepare(builder, data_dir)  # split sizes are known only once the dataset is built
     label_feature = builder.info.features[supervised_keys(builder)[1]]
     names = (
-        imagenet_class_names()
+        imagenet_label_names()
         if name.split("/")[0].split(":")[0] == "imagenet2012"
         else tuple(label_feature.names)
     )
