@@ -1,0 +1,215 @@
+"""`TrainConfig`: every setting of the ImageNet trainer, as plain data.
+
+A recipe (`configs/paper.py`, `tpu.py`, `gpu.py`, `smoke.py`) is one function `get_config()` that
+returns a `TrainConfig`. Nothing here imports TensorFlow: the trainer reads the config, the config
+reads nothing. Numbers that depend on the run (the learning rate scaled by the global batch, the
+warm-up in steps) are worked out by the trainer from the fields below (see
+`inception_keras/training/schedules.py`), with the rule written beside them.
+"""
+
+import dataclasses
+import difflib
+import json
+import typing
+from typing import Optional
+
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("tpu", "mirrored", "multi_worker", "one_device", "cpu")
+OPTIMIZERS = ("rmsprop", "adam", "sgd")
+
+
+class ConfigError(ValueError):
+    """A user mistake in a recipe name, a `--set key=value`, or a config value (exit code 2)."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """All knobs of `python -m trainers.imagenet`; `--set key=value` reaches every field."""
+
+    name: str = "custom"
+
+    # --- data (see inception_keras.data.make_input_fn) ---
+    dataset: str = "imagenet_tfrecord"  # imagenet_tfrecord | tfds:NAME | folder:PATH | synthetic | smoke
+    data_dir: Optional[str] = None  # where the dataset lives (TFRecords, TFDS dir, ...)
+    image_size: int = 299
+    color_distortion: bool = False
+    cache_dir: Optional[str] = None  # tf.data cache for decoded eval images (None: no cache)
+    deterministic: bool = False  # deterministic tf.data order (slower); for tests and debugging
+    seed: Optional[int] = None  # data and weight-initialisation seed (None: random)
+
+    # --- model (keyword arguments of inception_keras.build_inception_v3) ---
+    variant: str = "canonical"
+    depth_multiplier: float = 1.0
+    min_depth: int = 16
+    dropout_rate: Optional[float] = None  # None: the variant's own (0.2 canonical)
+    include_aux: bool = True
+    batch_norm_momentum: Optional[float] = None  # None: the variant's own default
+
+    # --- batch: exactly one of the two is used; global wins when > 0 ---
+    global_batch_size: int = 0  # images per step over all replicas (--batch_size)
+    per_replica_batch_size: int = 32  # used when global_batch_size == 0
+
+    # --- optimizer ---
+    optimizer: str = "rmsprop"  # rmsprop | adam | sgd
+    base_learning_rate: float = 0.045
+    lr_reference_batch_size: int = 0  # > 0: lr = base_learning_rate * global_batch / this
+    momentum: float = 0.9  # RMSprop and SGD momentum
+    rmsprop_rho: float = 0.9  # RMSprop decay of the squared-gradient average
+    epsilon: float = 1.0  # RMSprop/Adam epsilon (the paper's RMSprop uses 1.0, Keras 1e-7)
+    global_clipnorm: Optional[float] = 2.0  # clip gradients to this global norm (None: off)
+    weight_decay: float = 0.0  # L2 on conv/dense kernels only: loss += wd * sum(w^2) / 2
+
+    # --- learning-rate schedule: warm-up, then lr x decay_rate every decay_epochs ---
+    warmup_epochs: float = 0.0
+    decay_rate: float = 0.94
+    decay_epochs: float = 2.0
+    staircase: bool = True
+
+    # --- loss ---
+    label_smoothing: float = 0.1
+    aux_loss_weight: float = 0.4
+
+    # --- weight averaging for evaluation and export ---
+    ema_momentum: Optional[float] = None  # e.g. 0.9999; None: no EMA
+
+    # --- execution ---
+    strategy: str = "mirrored"  # tpu | mirrored | multi_worker | one_device | cpu
+    precision: str = "auto"  # auto | float32 | mixed_bfloat16 | mixed_float16
+    tpu: str = "local"  # TPU name for TPUClusterResolver ("local" on a TPU VM)
+    devices: Optional[str] = None  # mirrored: comma-separated devices (default: all GPUs)
+    num_cpu_devices: int = 0  # > 1: split the CPU into N logical devices (testing mirrored)
+    steps_per_execution: int = 1  # steps per tf.function call (TPU: ~100)
+    jit_compile: Optional[bool] = None  # XLA-compile the train step (None: Keras' "auto")
+    fused_batch_norm: bool = True  # batch norm via TF's fused kernel (same weights and maths)
+
+    # --- length ---
+    epochs: int = 100
+    steps_per_epoch: int = 0  # 0: num_train_examples // global batch
+    eval_steps: int = 0  # 0: the whole validation split
+    eval_every_epochs: int = 1  # 0: evaluate only at the end
+
+    # --- outputs ---
+    model_dir: Optional[str] = None  # checkpoints, TensorBoard, config.json (None: runs/<name>)
+    export_dir: str = "saved_models"  # SavedModel versions go to <export_dir>/<model_name>/<N>
+    model_name: str = "inception_v3"
+    checkpoint_every_steps: int = 0  # also save every N steps (0: at the end of each epoch only)
+    keep_checkpoints: int = 3
+    log_every_steps: int = 100  # progress line and TensorBoard scalars every N steps
+    image_summaries: bool = True  # a grid of augmented training images in TensorBoard
+
+    # ------------------------------------------------------------------ helpers
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown config key(s) {', '.join(unknown)} in saved config")
+        return cls(**values)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def validate(self):
+        """Checks values that do not need TensorFlow; raises ConfigError with a one-line fix."""
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(
+                f"unknown strategy {self.strategy!r}: use one of {', '.join(STRATEGIES)}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"unknown precision {self.precision!r}: use one of {', '.join(PRECISIONS)}"
+            )
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"unknown optimizer {self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}"
+            )
+        positive = ["image_size", "epochs", "steps_per_execution", "keep_checkpoints",
+                    "log_every_steps"]
+        for key in positive:
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+        non_negative = ["global_batch_size", "per_replica_batch_size", "steps_per_epoch",
+                        "eval_steps", "eval_every_epochs", "checkpoint_every_steps",
+                        "weight_decay", "warmup_epochs", "num_cpu_devices",
+                        "lr_reference_batch_size"]
+        for key in non_negative:
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
+        if self.global_batch_size == 0 and self.per_replica_batch_size == 0:
+            raise ConfigError("set a batch size: --batch_size N (global) or "
+                              "--set per_replica_batch_size=N")
+        if self.ema_momentum is not None and not 0.0 < self.ema_momentum < 1.0:
+            raise ConfigError(f"ema_momentum must be in (0, 1) or None, got {self.ema_momentum}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.decay_epochs <= 0:
+            raise ConfigError(f"decay_epochs must be > 0, got {self.decay_epochs}")
+        return self
+
+
+def _field_types():
+    hints = typing.get_type_hints(TrainConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
+
+
+def _parse_value(key, text, annotation):
+    optional = typing.get_origin(annotation) is typing.Union and type(None) in typing.get_args(
+        annotation
+    )
+    base = [a for a in typing.get_args(annotation) if a is not type(None)][0] if optional else (
+        annotation
+    )
+    if optional and text.strip().lower() in ("none", "null", ""):
+        return None
+    try:
+        if base is bool:
+            lowered = text.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if base is int:
+            return int(text)
+        if base is float:
+            return float(text)
+        return str(text)
+    except ValueError:
+        kind = "true/false" if base is bool else base.__name__
+        extra = " or none" if optional else ""
+        raise ConfigError(f"--set {key}={text}: expected {kind}{extra}") from None
+
+
+def apply_overrides(config, assignments):
+    """Applies `key=value` strings (from `--set`) to a copy of `config`, parsing by field type."""
+    types = _field_types()
+    changes = {}
+    for item in assignments:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set image_size=96")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if key not in types:
+            close = difflib.get_close_matches(key, list(types), n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else (
+                "; run with --help_config to list them"
+            )
+            raise ConfigError(f"--set {key}: unknown config key{hint}")
+        changes[key] = _parse_value(key, text, types[key])
+    return dataclasses.replace(config, **changes)
+
+
+def describe_fields():
+    """`key (type) = default` lines for `--help_config`."""
+    defaults = TrainConfig()
+    lines = []
+    for name, annotation in _field_types().items():
+        kind = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+        lines.append(f"  {name} ({kind}) = {getattr(defaults, name)!r}")
+    return "\n".join(lines)

@@ -1,0 +1,96 @@
+"""Recipes, `--set` overrides and resume-conflict rules (no TensorFlow needed, fast)."""
+
+import pytest
+
+import configs
+from configs.base import ConfigError, TrainConfig, apply_overrides
+
+
+@pytest.mark.parametrize("name", configs.RECIPES)
+def test_every_recipe_builds_and_validates(name):
+    config = configs.get_config(name)
+    assert isinstance(config, TrainConfig)
+    assert config.name == name
+    config.validate()
+
+
+def test_paper_recipe_sets_all_three_rmsprop_numbers():
+    config = configs.get_config("paper")
+    assert (config.optimizer, config.rmsprop_rho, config.momentum, config.epsilon) == (
+        "rmsprop", 0.9, 0.9, 1.0)
+    assert (config.base_learning_rate, config.decay_rate, config.decay_epochs) == (0.045, 0.94, 2.0)
+    assert config.global_clipnorm == 2.0
+    assert (config.label_smoothing, config.aux_loss_weight) == (0.1, 0.4)
+    assert (config.per_replica_batch_size, config.global_batch_size, config.epochs) == (32, 0, 100)
+    assert config.ema_momentum is not None
+
+
+def test_tpu_recipe_matches_the_cloud_tpu_reference():
+    config = configs.get_config("tpu")
+    assert config.global_batch_size == 1024
+    assert (config.base_learning_rate, config.lr_reference_batch_size) == (0.165, 256)
+    assert config.warmup_epochs > 0 and (config.decay_rate, config.decay_epochs) == (0.94, 3.0)
+    assert config.weight_decay == 4e-5
+    assert (config.ema_momentum, config.batch_norm_momentum) == (0.995, 0.996)
+    assert config.strategy == "tpu" and config.steps_per_execution > 1
+
+
+def test_set_parses_by_field_type():
+    config = apply_overrides(configs.get_config("smoke"), [
+        "image_size=128", "depth_multiplier=0.5", "ema_momentum=0.99", "include_aux=false",
+        "data_dir=/tmp/x", "global_clipnorm=none"])
+    assert config.image_size == 128 and isinstance(config.image_size, int)
+    assert config.depth_multiplier == 0.5
+    assert config.ema_momentum == 0.99
+    assert config.include_aux is False
+    assert config.data_dir == "/tmp/x"
+    assert config.global_clipnorm is None
+
+
+def test_set_unknown_key_suggests_close_match():
+    with pytest.raises(ConfigError, match="did you mean image_size"):
+        apply_overrides(TrainConfig(), ["image_sise=96"])
+
+
+@pytest.mark.parametrize("item, message", [
+    ("image_size=big", "expected int"),
+    ("include_aux=maybe", "expected true/false"),
+    ("image_size", "expected key=value"),
+])
+def test_set_bad_values_are_config_errors(item, message):
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(TrainConfig(), [item])
+
+
+def test_unknown_recipe_lists_the_recipes():
+    with pytest.raises(ConfigError, match="smoke, paper, tpu, gpu"):
+        configs.get_config("resnet")
+
+
+def test_config_file_path(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_text("from configs import get_config as _g\n"
+                    "def get_config():\n    return _g('smoke').replace(name='mine', epochs=1)\n")
+    config = configs.get_config(str(path))
+    assert (config.name, config.epochs) == ("mine", 1)
+    (tmp_path / "bad.py").write_text("x = 1\n")
+    with pytest.raises(ConfigError, match="no get_config"):
+        configs.get_config(str(tmp_path / "bad.py"))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"strategy": "gpu"}, "unknown strategy"),
+    ({"precision": "fp8"}, "unknown precision"),
+    ({"global_batch_size": 0, "per_replica_batch_size": 0}, "set a batch size"),
+    ({"ema_momentum": 1.5}, "ema_momentum"),
+])
+def test_validate_rejects(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**changes).validate()
+
+
+def test_config_round_trips_through_json():
+    import json
+
+    config = configs.get_config("tpu")
+    assert TrainConfig.from_dict(json.loads(config.to_json())) == config
