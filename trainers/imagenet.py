@@ -366,9 +366,7 @@ def _callbacks(config, model, manager, data, info, is_chief, steps_per_epoch, gl
         callbacks.append(swap)  # validation inside fit uses the EMA weights
     callbacks.append(checkpoints.CheckpointCallback(manager, config.checkpoint_every_steps,
                                                     print_fn=log))
-    report = getattr(data, "CorruptRecordReport", None)
-    if report is not None:
-        callbacks.append(report(log=log))
+    callbacks.append(data.CorruptRecordReport(log=log))
     tensorboard = None
     if is_chief:
         callbacks.append(cbs.ProgressLogger(steps_per_epoch=steps_per_epoch, epochs=config.epochs,
