@@ -4,8 +4,11 @@ Layers are created in exactly the order of `keras.applications.InceptionV3`, so 
 that model (which address weights by layer order) load into ours.
 """
 
+import dataclasses
+
 from keras import initializers, layers
 
+from inception_keras.models import AUX_PREDICTIONS, PREDICTIONS
 from inception_keras.models.layers import ConvStyle, conv_bn, reduced_pool_size
 
 
@@ -115,14 +118,17 @@ def aux_head(x, s, classes, activation, head_dtype):
     """Auxiliary classifier on the last 17x17 block (BN-auxiliary, section 7 of the paper)."""
     x = layers.AveragePooling2D(reduced_pool_size(x, 5), strides=3, name="aux_pool")(x)
     x = conv_bn(x, s, 128, 1, "aux_conv1")
-    x = conv_bn(x, s, 768, reduced_pool_size(x, 5), "aux_conv2", padding="valid")
+    # The 5x5 conv starts from truncated_normal(0.01), as in TF-slim and torchvision.
+    small = dataclasses.replace(s, kernel_initializer=lambda: initializers.TruncatedNormal(
+        stddev=0.01))
+    x = conv_bn(x, small, 768, reduced_pool_size(x, 5), "aux_conv2", padding="valid")
     x = layers.Flatten(name="aux_flatten")(x)
     return layers.Dense(
         classes,
         activation=activation,
         kernel_initializer=initializers.TruncatedNormal(stddev=0.001),
         dtype=head_dtype,
-        name="aux_predictions",
+        name=AUX_PREDICTIONS,
     )(x)
 
 
@@ -136,7 +142,7 @@ def classifier(x, classes, activation, dropout_rate, head_dtype):
             2.0, mode="fan_in", distribution="truncated_normal"
         ),
         dtype=head_dtype,
-        name="predictions",
+        name=PREDICTIONS,
     )(x)
 
 

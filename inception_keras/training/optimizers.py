@@ -1,43 +1,58 @@
-"""The optimizer of a TrainConfig, with all of the paper's RMSprop settings set explicitly.
+"""The optimizer of a TrainConfig, with every constant of the recipe passed explicitly.
 
-Keras 3's `RMSprop` defaults (rho 0.9, momentum 0.0, epsilon 1e-7) are not the paper's (0.9, 0.9,
-1.0), so every one is passed. Keras' update is `v = rho v + (1-rho) g^2; m = mu m + lr g /
-sqrt(v + eps)`, the same as TF-1's RMSProp (whose `v` started at 1 instead of 0). EMA of the
-weights uses the optimizer's own `use_ema` (`ema = mu * ema + (1 - mu) * w` after each step);
-under mixed_float16 the optimizer is wrapped in a dynamic `LossScaleOptimizer`.
+Keras 3's `RMSprop` defaults (rho 0.9, momentum 0.0, epsilon 1e-7) are not the Inception recipes'
+(0.9, 0.9, 1.0), so every one is passed. Keras' update is `v = rho v + (1-rho) g^2; m = mu m +
+lr g / sqrt(v + eps); w -= m`, the same as TF-1's `tf.compat.v1.train.RMSPropOptimizer` (epsilon
+inside the square root, momentum on the scaled step) except for one thing: TF-1 (and timm's
+RMSpropTF) starts the mean square `v` at 1, Keras at 0. `RMSprop` below makes the start a
+parameter (`config.rmsprop_initial_mean_square`: 1.0 is TF-1, 0.0 is Keras). With epsilon 1.0 the
+difference is small but lasts: `v` carries `rho^t` of its start, so TF-1 damps the first ~20
+steps by up to 1/sqrt(2).
 """
 
 import keras
 
+_MEAN_SQUARE_SLOT = "velocity"  # the name Keras' RMSprop gives its mean-square slot
 
-def make_optimizer(config, learning_rate, *, policy="float32"):
-    """A built-to-spec Keras optimizer (call inside the strategy scope)."""
-    common = dict(
-        learning_rate=learning_rate,
-        global_clipnorm=config.global_clipnorm,
-        use_ema=config.ema_momentum is not None,
-        ema_momentum=config.ema_momentum if config.ema_momentum is not None else 0.99,
-    )
+
+@keras.saving.register_keras_serializable(package="inception_keras")
+class RMSprop(keras.optimizers.RMSprop):
+    """Keras' RMSprop whose mean square starts at `initial_mean_square` (TF-1: 1.0) instead of 0.
+
+    Everything else (update, momentum, centering, distribution, loss scaling, checkpoints) is
+    Keras' own: only the initializer of the mean-square slot changes, through the public
+    `add_optimizer_variables` that `keras.optimizers.RMSprop.build` creates its slots with.
+    """
+
+    def __init__(self, *args, initial_mean_square=0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial_mean_square = float(initial_mean_square)
+
+    def add_optimizer_variables(self, trainable_variables, name, initializer="zeros"):
+        if name == _MEAN_SQUARE_SLOT:
+            initializer = keras.initializers.Constant(self.initial_mean_square)
+        return super().add_optimizer_variables(trainable_variables, name, initializer)
+
+    def get_config(self):
+        return {**super().get_config(), "initial_mean_square": self.initial_mean_square}
+
+
+def make_optimizer(config, learning_rate):
+    """A built-to-spec Keras optimizer (call inside the strategy scope).
+
+    Clipping, loss scaling and the weight average are not the optimizer's: the trainer's step
+    clips the all-reduced gradient, scales the loss and keeps the EMA itself
+    (`inception_keras.training.steps`), so the optimizer only applies updates.
+    """
+    common = dict(learning_rate=learning_rate)
     if config.optimizer == "rmsprop":
-        optimizer = keras.optimizers.RMSprop(
+        optimizer = RMSprop(
             rho=config.rmsprop_rho, momentum=config.momentum, epsilon=config.epsilon,
-            centered=False, **common)
+            centered=False, initial_mean_square=config.rmsprop_initial_mean_square, **common)
     elif config.optimizer == "adam":
         optimizer = keras.optimizers.Adam(epsilon=config.epsilon, **common)
     elif config.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(momentum=config.momentum, **common)
     else:
         raise ValueError(f"unknown optimizer {config.optimizer!r}")
-    if policy == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
-
-
-def base_optimizer(optimizer):
-    """The optimizer doing the updates (unwraps a LossScaleOptimizer)."""
-    return getattr(optimizer, "inner_optimizer", optimizer)
-
-
-def global_step(optimizer):
-    """Completed training steps, as a Python int (reads the replicated counter)."""
-    return int(base_optimizer(optimizer).iterations.value.numpy())

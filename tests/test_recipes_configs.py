@@ -1,0 +1,119 @@
+"""Each recipe states every training knob itself; TrainConfig's defaults are neutral, not a recipe."""
+
+import importlib
+
+import pytest
+
+import configs
+from configs.base import ConfigError, TrainConfig, apply_overrides
+
+# The knobs of the README's "Recipes" table: a recipe must set each one in its own file.
+COMMON_KNOBS = {
+    "optimizer", "base_learning_rate", "lr_reference_batch_size", "epsilon", "global_clipnorm",
+    "weight_decay", "decay_rate", "decay_epochs", "staircase", "lr_floor_fraction", "warmup",
+    "warmup_epochs", "cold_epochs", "label_smoothing", "aux_loss_weight", "ema_momentum",
+    "batch_norm_momentum", "dropout_rate", "global_batch_size", "per_replica_batch_size",
+    "epochs", "color_distortion", "image_size", "precision",
+}
+OPTIMIZER_KNOBS = {
+    "rmsprop": {"rmsprop_rho", "momentum", "rmsprop_initial_mean_square"},
+    "sgd": {"momentum"},
+    "adam": set(),
+}
+
+
+def keywords_of(name, monkeypatch):
+    """The keyword arguments a recipe's get_config() passes to TrainConfig."""
+    module = importlib.import_module(f"configs.{name}")
+    seen = {}
+
+    def recording(**kwargs):
+        seen.update(kwargs)
+        return TrainConfig(**kwargs)
+
+    monkeypatch.setattr(module, "TrainConfig", recording)
+    module.get_config()
+    return seen
+
+
+@pytest.mark.parametrize("name", configs.RECIPES)
+def test_every_recipe_sets_every_knob_itself(name, monkeypatch):
+    keywords = keywords_of(name, monkeypatch)
+    missing = COMMON_KNOBS | OPTIMIZER_KNOBS[keywords["optimizer"]]
+    missing -= set(keywords)
+    assert not missing, f"configs/{name}.py leaves {sorted(missing)} to TrainConfig's defaults"
+
+
+@pytest.mark.parametrize("name", configs.RECIPES)
+def test_every_recipe_docstring_says_what_it_follows(name):
+    doc = importlib.import_module(f"configs.{name}").__doc__
+    assert "python -m trainers.imagenet" in doc
+    assert any(word in doc for word in ("reference", "paper", "follows no"))
+
+
+def test_default_config_has_no_learning_rate():
+    with pytest.raises(ConfigError, match="base_learning_rate must be > 0"):
+        TrainConfig().validate()
+    TrainConfig(base_learning_rate=0.1).validate()
+
+
+def test_defaults_are_a_constant_rate_plain_sgd_and_no_augmentation():
+    import tensorflow as tf
+
+    from inception_keras.data import preprocessing
+    from inception_keras.training import optimizers, schedules
+
+    config = TrainConfig(base_learning_rate=0.1)
+    schedule, text = schedules.make_schedule(config, global_batch_size=64, steps_per_epoch=10)
+    rates = [float(schedule(tf.constant(s))) for s in (0, 1, 9, 10, 1000, 10**6)]
+    assert rates == [pytest.approx(0.1)] * len(rates) and "no warm-up" in text
+    optimizer = optimizers.make_optimizer(config, 0.1)
+    assert type(optimizer).__name__ == "SGD" and optimizer.momentum == 0.0
+    assert config.global_clipnorm is None and config.weight_decay == 0.0
+    assert preprocessing.color_distortion_mode(config.color_distortion) == "none"
+
+
+def test_config_names_match_the_library():
+    from configs import base
+    from inception_keras.data import preprocessing
+    from inception_keras.training import schedules
+
+    assert base.WARMUPS == schedules.WARMUPS
+    assert base.COLOR_DISTORTIONS == preprocessing.COLOR_DISTORTIONS
+
+
+def test_paper_scales_its_rate_from_the_papers_batch_of_32():
+    from inception_keras.training import schedules
+
+    config = configs.get_config("paper")
+    one, _ = schedules.make_schedule(config, global_batch_size=config.per_replica_batch_size,
+                                     steps_per_epoch=100)
+    eight, text = schedules.make_schedule(config, global_batch_size=8 * 32, steps_per_epoch=100)
+    assert one.peak_learning_rate == config.base_learning_rate  # one replica: the paper's step
+    assert eight.peak_learning_rate == pytest.approx(8 * config.base_learning_rate)
+    assert f"x 256/{config.per_replica_batch_size}" in text
+
+
+def test_tpu_warmup_is_off_and_the_references_shape_is_one_override_away():
+    config = configs.get_config("tpu")
+    assert config.warmup == "none"
+    warm = apply_overrides(config, ["warmup=tpu_reference", "warmup_epochs=7", "cold_epochs=2"])
+    assert warm.validate().warmup == "tpu_reference"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"warmup": "cosine"}, "unknown warmup"),
+    ({"warmup_epochs": 5.0}, "need a warm-up shape"),
+    ({"warmup": "linear"}, "needs warmup_epochs > 0"),
+    ({"warmup": "linear", "warmup_epochs": 2.0, "cold_epochs": 1.0}, "tpu_reference only"),
+    ({"warmup": "tpu_reference", "warmup_epochs": 0.25, "decay_epochs": 0.5}, "> 1"),
+    ({"color_distortion": "fancy"}, "unknown color_distortion"),
+    ({"decay_rate": 0.0}, "decay_rate must be > 0"),
+    ({"lr_floor_fraction": 1.0}, "lr_floor_fraction"),
+    ({"momentum": 1.0}, "momentum must be in"),
+    ({"rmsprop_initial_mean_square": -1.0}, "rmsprop_initial_mean_square"),
+])
+def test_recipe_knob_mistakes_are_one_line_config_errors(changes, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        TrainConfig(base_learning_rate=0.1, **changes).validate()
+    assert "\n" not in str(error.value)
