@@ -1,21 +1,25 @@
 """Steady-state training throughput of the trainer's step vs keras.applications.InceptionV3.
 
-Ours is exactly what `python -m trainers.imagenet` runs per step: the two-headed model built
-and compiled by the trainer (RMSprop 0.9/0.9/1.0, clip 2.0, label smoothing 0.1, aux x0.4),
+Ours is exactly what `python -m trainers.imagenet` runs per step: the trainer's own step
+function (`build_training`: the two-headed model, RMSprop 0.9/0.9/1.0, clip 2.0 after the
+all-reduce, label smoothing 0.1, aux x0.4),
 inside the trainer's `cpu` strategy, fed by the trainer's input pipeline from the bundled smoke
 TFRecords (decode, random crop, flip, resize to 299) through
 `distribute_datasets_from_function`. The reference is `keras.applications.InceptionV3`
 (no aux head) compiled with the same optimizer and loss in float32, fed one in-memory batch.
 
 Ours is timed twice, with `--precision` (default auto: mixed_bfloat16 on a CPU with
-AVX512_BF16/AMX) and in float32. All three train in the same process, interleaved round by
-round (order alternating), `--steps` timed steps per round after one untimed step; a model's
-speed is batch / median step time (time between consecutive step ends, data waits included).
+AVX512_BF16/AMX) and in float32. A third contender is the same model, loss, optimizer, clip,
+precision and input pipeline trained by `model.fit` (owning the loop must cost nothing). All
+train in the same process, interleaved round by round (order alternating), `--steps` timed
+steps per round after one untimed step; a model's speed is batch / median step time (time
+between consecutive step ends, data waits included).
 
     python benchmarks/train_throughput.py [--precision auto] [--rounds 2] [--steps 3]
 
 Last line: RESULT vs_keras_fp32_auto=<ratio> vs_keras_fp32_float32=<ratio> peak_rss_gb=<n>
-(targets on an AVX512_BF16 CPU: auto >= 1.8, float32 >= 0.95).
+vs_keras_fit_same_model=<ratio> (targets on an AVX512_BF16 CPU: auto >= 1.8, float32 >= 0.95,
+same model >= 0.98).
 """
 
 import argparse
@@ -56,16 +60,62 @@ class StepTimes(keras.callbacks.Callback):
 
 
 def ours(config, policy, strategy, info):
-    """The trainer's model, loss, optimizer and distributed input pipeline under `policy`."""
+    """The trainer's own step (`build_training`) and distributed input pipeline under `policy`."""
     config = config.replace(precision=policy)
     keras.mixed_precision.set_dtype_policy(policy)
     with strategy.scope():
-        model = imagenet.build_and_compile(config, info.num_classes, policy,
-                                           config.steps_per_epoch)
+        steps = imagenet.build_training(config, info.num_classes, policy, strategy)
     keras.mixed_precision.set_dtype_policy("float32")
     dataset = imagenet.distributed_dataset(strategy, data, config, info, split="train",
                                            is_training=True)
-    return model, dataset
+    iterator = iter(dataset)
+
+    def run(count):
+        times, last = [], time.perf_counter()
+        for _ in range(count):
+            steps.train(iterator, 1)  # returns Python floats: the step has finished
+            now = time.perf_counter()
+            times.append(now - last)
+            last = now
+        return times[1:]  # the first includes whatever ran before this call
+
+    return run
+
+
+def keras_fit_same_model(config, policy, strategy, info):
+    """The same model (fused BN, weight decay), loss, optimizer, clip, precision and input
+    pipeline, trained by `model.fit` instead of the trainer's step."""
+    from inception_keras.training import losses, optimizers
+    from inception_keras.training.schedules import make_schedule
+
+    config = config.replace(precision=policy)
+    keras.mixed_precision.set_dtype_policy(policy)
+    with strategy.scope():
+        model = imagenet.build_training(config, info.num_classes, policy, strategy).model
+        schedule, _ = make_schedule(config, global_batch_size=config.global_batch_size,
+                                    steps_per_epoch=config.steps_per_epoch)
+        optimizer = optimizers.make_optimizer(config, schedule)
+        optimizer.global_clipnorm = config.global_clipnorm
+        loss, weights = losses.make_losses(include_aux=True,
+                                           label_smoothing=config.label_smoothing,
+                                           aux_weight=config.aux_loss_weight)
+        model.compile(optimizer=optimizer, loss=loss, loss_weights=weights, jit_compile=False)
+    keras.mixed_precision.set_dtype_policy("float32")
+    make = imagenet.input_fn(data, config, info, split="train", is_training=True)
+    to_targets = losses.targets_for(True)
+    dataset = strategy.distribute_datasets_from_function(lambda c: make(c).map(to_targets))
+    return fit_runner(model, dataset)
+
+
+def fit_runner(model, dataset):
+    timer = StepTimes()
+
+    def run(count):
+        timer.times.clear()
+        model.fit(dataset, epochs=1, steps_per_epoch=count, verbose=0, callbacks=[timer])
+        return list(timer.times)
+
+    return run
 
 
 def reference(config, num_classes):
@@ -82,7 +132,7 @@ def reference(config, num_classes):
     size, batch = config.image_size, config.global_batch_size
     images = tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32"))
     labels = tf.constant(np.eye(num_classes, dtype="float32")[np.arange(batch) % num_classes])
-    return model, tf.data.Dataset.from_tensors((images, labels)).repeat()
+    return fit_runner(model, tf.data.Dataset.from_tensors((images, labels)).repeat())
 
 
 def main():
@@ -107,36 +157,34 @@ def main():
           f"batch {args.batch_size} at {args.image_size}px; oneDNN "
           f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default (on)')}", flush=True)
 
-    contenders = {f"ours_{policy}": ours(config, policy, strategy, info)}
+    contenders = {f"ours_{policy}": ours(config, policy, strategy, info),
+                  f"keras_fit_{policy}": keras_fit_same_model(config, policy, strategy, info)}
     if policy != "float32":
         contenders["ours_float32"] = ours(config, "float32", strategy, info)
     contenders["keras_fp32"] = reference(config, info.num_classes)
-    timers = {name: StepTimes() for name in contenders}
+    times = {name: [] for name in contenders}
 
-    for name, (model, dataset) in contenders.items():  # trace and warm up
+    for name, run in contenders.items():  # trace and warm up
         start = time.perf_counter()
-        model.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0, callbacks=[timers[name]])
-        timers[name].times.clear()
+        run(2)
         print(f"warm-up {name}: {time.perf_counter() - start:.0f} s", flush=True)
     for index in range(args.rounds):
         order = list(contenders) if index % 2 == 0 else list(reversed(contenders))
         for name in order:
-            model, dataset = contenders[name]
-            model.fit(dataset, epochs=1, steps_per_epoch=args.steps + 1, verbose=0,
-                      callbacks=[timers[name]])
+            times[name] += contenders[name](args.steps + 1)
         print(f"round {index + 1}: " + ", ".join(
-            f"{name} {statistics.median(timers[name].times):.2f} s/step" for name in contenders),
+            f"{name} {statistics.median(times[name]):.2f} s/step" for name in contenders),
             flush=True)
 
-    speed = {name: args.batch_size / statistics.median(timer.times)
-             for name, timer in timers.items()}
+    speed = {name: args.batch_size / statistics.median(values) for name, values in times.items()}
     for name, value in speed.items():
         print(f"{name:>22}: {value:6.2f} images/s")
     auto = speed[f"ours_{policy}"] / speed["keras_fp32"]
     fp32 = speed.get("ours_float32", speed[f"ours_{policy}"]) / speed["keras_fp32"]
+    same = speed[f"ours_{policy}"] / speed[f"keras_fit_{policy}"]
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"RESULT vs_keras_fp32_auto={auto:.2f} vs_keras_fp32_float32={fp32:.2f} "
-          f"peak_rss_gb={peak_gb:.1f}")
+          f"peak_rss_gb={peak_gb:.1f} vs_keras_fit_same_model={same:.3f}")
 
 
 if __name__ == "__main__":

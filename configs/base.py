@@ -5,6 +5,11 @@ returns a `TrainConfig`. Nothing here imports TensorFlow: the trainer reads the 
 reads nothing. Numbers that depend on the run (the learning rate scaled by the global batch, the
 warm-up in steps) are worked out by the trainer from the fields below (see
 `inception_keras/training/schedules.py`), with the rule written beside them.
+
+The optimizer, learning-rate and augmentation defaults below are neutral (Keras' own constants,
+no decay, no warm-up, no clipping, no weight decay, no colour distortion) and the learning rate
+has none (it must be set): a recipe states every one of those knobs itself, so its numbers live
+in its own file only.
 """
 
 import dataclasses
@@ -13,9 +18,11 @@ import json
 import typing
 from typing import Optional
 
+from inception_keras.choices import STRATEGIES, WARMUPS  # TF-free
+
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-STRATEGIES = ("tpu", "mirrored", "multi_worker", "one_device", "cpu")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
+COLOR_DISTORTIONS = ("none", "slim_fast", "tpu_fast")  # = ...data.preprocessing.COLOR_DISTORTIONS
 
 
 class ConfigError(ValueError):
@@ -32,7 +39,7 @@ class TrainConfig:
     dataset: str = "imagenet_tfrecord"  # imagenet_tfrecord | tfds:NAME | folder:PATH | synthetic | smoke
     data_dir: Optional[str] = None  # where the dataset lives (TFRecords, TFDS dir, ...)
     image_size: int = 299
-    color_distortion: bool = False
+    color_distortion: str = "none"  # none | slim_fast | tpu_fast (inception_keras.data.preprocessing)
     cache_dir: Optional[str] = None  # tf.data cache for decoded eval images (None: no cache)
     deterministic: bool = False  # deterministic tf.data order (slower); for tests and debugging
     seed: Optional[int] = None  # data and weight-initialisation seed (None: random)
@@ -45,25 +52,34 @@ class TrainConfig:
     include_aux: bool = True
     batch_norm_momentum: Optional[float] = None  # None: the variant's own default
 
+    # --- transfer learning (inception_keras/training/transfer.py) ---
+    init_weights: Optional[str] = None  # imagenet | a .h5/.weights.h5 file | a run's model_dir
+    trainable_from: str = "all"  # all | head | a layer name: it and the layers after it train
+    head_epochs: int = 0  # first train only the classifiers for this many epochs, then unfreeze
+
     # --- batch: exactly one of the two is used; global wins when > 0 ---
     global_batch_size: int = 0  # images per step over all replicas (--batch_size)
     per_replica_batch_size: int = 32  # used when global_batch_size == 0
 
-    # --- optimizer ---
-    optimizer: str = "rmsprop"  # rmsprop | adam | sgd
-    base_learning_rate: float = 0.045
+    # --- optimizer: neutral defaults (Keras' own, nothing added); every recipe sets each one ---
+    optimizer: str = "sgd"  # rmsprop | adam | sgd
+    base_learning_rate: float = 0.0  # required (> 0): no default rate, every recipe sets it
     lr_reference_batch_size: int = 0  # > 0: lr = base_learning_rate * global_batch / this
-    momentum: float = 0.9  # RMSprop and SGD momentum
+    momentum: float = 0.0  # RMSprop and SGD momentum
     rmsprop_rho: float = 0.9  # RMSprop decay of the squared-gradient average
-    epsilon: float = 1.0  # RMSprop/Adam epsilon (the paper's RMSprop uses 1.0, Keras 1e-7)
-    global_clipnorm: Optional[float] = 2.0  # clip gradients to this global norm (None: off)
+    rmsprop_initial_mean_square: float = 0.0  # RMSprop mean square at step 0: 0 Keras, 1 TF-1
+    epsilon: float = 1e-7  # RMSprop/Adam epsilon (Keras' default; TF-1 RMSprop recipes use 1.0)
+    global_clipnorm: Optional[float] = None  # clip the all-reduced gradient's global norm (None: off)
     weight_decay: float = 0.0  # L2 on conv/dense kernels only: loss += wd * sum(w^2) / 2
 
-    # --- learning-rate schedule: warm-up, then lr x decay_rate every decay_epochs ---
-    warmup_epochs: float = 0.0
-    decay_rate: float = 0.94
-    decay_epochs: float = 2.0
-    staircase: bool = True
+    # --- learning rate (inception_keras/training/schedules.py); neutral: constant, no warm-up ---
+    decay_rate: float = 1.0  # lr x decay_rate every decay_epochs, counted from step 0
+    decay_epochs: float = 1.0
+    staircase: bool = True  # False: smooth decay_rate ** (step / decay_steps)
+    lr_floor_fraction: float = 0.0  # lr never below this x the peak rate (0: no floor)
+    warmup: str = "none"  # none | linear | tpu_reference
+    warmup_epochs: float = 0.0  # linear: ramp length; tpu_reference: ramp epochs (reference: 7)
+    cold_epochs: float = 0.0  # tpu_reference only: epochs at 0.1x before the ramp (reference: 2)
 
     # --- loss ---
     label_smoothing: float = 0.1
@@ -87,6 +103,8 @@ class TrainConfig:
     steps_per_epoch: int = 0  # 0: num_train_examples // global batch
     eval_steps: int = 0  # 0: the whole validation split
     eval_every_epochs: int = 1  # 0: evaluate only at the end
+    eval_crops: int = 1  # final/--eval_only evaluation: 1 central crop, 10 (corners+centre,
+    #                      flipped) or 144 (the paper's 4 scales x 3 squares x 6 crops x 2 flips)
 
     # --- outputs ---
     model_dir: Optional[str] = None  # checkpoints, TensorBoard, config.json (None: runs/<name>)
@@ -134,10 +152,13 @@ class TrainConfig:
         for key in positive:
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
-        non_negative = ["global_batch_size", "per_replica_batch_size", "steps_per_epoch",
+        if self.eval_crops not in (1, 10, 144):
+            raise ConfigError(f"eval_crops must be 1, 10 or 144, got {self.eval_crops}")
+        non_negative = ["head_epochs", "global_batch_size", "per_replica_batch_size", "steps_per_epoch",
                         "eval_steps", "eval_every_epochs", "checkpoint_every_steps",
                         "weight_decay", "warmup_epochs", "num_cpu_devices",
-                        "lr_reference_batch_size"]
+                        "lr_reference_batch_size", "cold_epochs", "lr_floor_fraction",
+                        "rmsprop_initial_mean_square"]
         for key in non_negative:
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
@@ -150,7 +171,36 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.decay_epochs <= 0:
             raise ConfigError(f"decay_epochs must be > 0, got {self.decay_epochs}")
+        self._validate_recipe_knobs()
         return self
+
+    def _validate_recipe_knobs(self):
+        """Learning rate, warm-up and augmentation: each user mistake is one ConfigError line."""
+        if self.base_learning_rate <= 0:
+            raise ConfigError(f"base_learning_rate must be > 0, got {self.base_learning_rate}: "
+                              "a recipe sets it (--set base_learning_rate=0.045)")
+        if self.decay_rate <= 0:
+            raise ConfigError(f"decay_rate must be > 0 (1.0: no decay), got {self.decay_rate}")
+        if self.lr_floor_fraction >= 1:
+            raise ConfigError(f"lr_floor_fraction must be in [0, 1), got {self.lr_floor_fraction}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.color_distortion not in COLOR_DISTORTIONS:
+            raise ConfigError(f"unknown color_distortion {self.color_distortion!r}: use one of "
+                              f"{', '.join(COLOR_DISTORTIONS)}")
+        if self.warmup not in WARMUPS:
+            raise ConfigError(f"unknown warmup {self.warmup!r}: use one of {', '.join(WARMUPS)}")
+        if self.warmup == "none" and (self.warmup_epochs or self.cold_epochs):
+            raise ConfigError("warmup_epochs/cold_epochs need a warm-up shape: "
+                              "--set warmup=linear or warmup=tpu_reference")
+        if self.warmup != "none" and self.warmup_epochs <= 0:
+            raise ConfigError(f"warmup={self.warmup} needs warmup_epochs > 0")
+        if self.warmup == "linear" and self.cold_epochs:
+            raise ConfigError("cold_epochs is part of warmup=tpu_reference only: "
+                              "--set cold_epochs=0 or warmup=tpu_reference")
+        if self.warmup == "tpu_reference" and self.warmup_epochs + self.decay_epochs <= 1:
+            raise ConfigError("warmup=tpu_reference ramps over warmup_epochs + decay_epochs - 1 "
+                              "epochs: make warmup_epochs + decay_epochs > 1")
 
 
 def _field_types():

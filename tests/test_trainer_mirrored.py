@@ -1,102 +1,111 @@
-"""`mirrored` on 2 logical CPU devices: the trainer's model, loss, optimizer and input pipeline.
+"""`--strategy mirrored --cpu_devices 2` through the CLI: 3 epochs validating after each, killed
+in epoch 2 (kill -9, or SIGTERM as a preemption notice) and resumed by the same command.
 
-Runs in a subprocess because logical devices must be configured before TensorFlow starts.
+kill -9 loses the steps since the last checkpoint (the end of epoch 1 here); SIGTERM saves at
+the step in flight, and the rerun resumes there. Each validation scores the same images.
 """
 
-import json
 import os
+import re
+import signal
 import subprocess
 import sys
-import textwrap
+import time
 
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEPS_PER_EPOCH, EPOCHS, EVAL_BATCHES, BATCH = 4, 3, 2, 16
 
-SCRIPT = textwrap.dedent("""
-    import json, os, sys
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from inception_keras import distribute
-    distribute.setup_cpu_devices(2)
-    import keras, numpy as np, tensorflow as tf
-    import inception_keras.data as data
-    from configs import get_config
-    from trainers import imagenet
 
-    keras.mixed_precision.set_dtype_policy("float32")
-    config = get_config("smoke").replace(
-        image_size=75, depth_multiplier=0.125, dropout_rate=0.0, global_batch_size=16,
-        steps_per_epoch=12, base_learning_rate=2e-3, deterministic=True, seed=3,
-        precision="float32")
-    info = data.dataset_info(config.dataset, config.data_dir)
+def trainer_command(tmp_path, *extra):
+    return [sys.executable, "-m", "trainers.imagenet", "--strategy", "mirrored",
+            "--cpu_devices", "2", "--model_dir", str(tmp_path / "run"),
+            "--export_dir", str(tmp_path / "exports"), "--batch_size", str(BATCH),
+            "--epochs", str(EPOCHS), "--steps_per_epoch", str(STEPS_PER_EPOCH),
+            "--set", "image_size=75", "--set", "depth_multiplier=0.125",
+            "--set", "ema_momentum=0.9", "--set", f"eval_steps={EVAL_BATCHES}",
+            "--set", "log_every_steps=1", "--set", "image_summaries=false", *extra]
 
-    class Losses(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.values = []
-            self.means = []
-        def on_train_batch_end(self, batch, logs=None):
-            self.means.append(float(logs["loss"]))  # Keras logs the running mean of the epoch
-            k = len(self.means)
-            self.values.append(k * self.means[-1] - (k - 1) * (self.means[-2] if k > 1 else 0))
 
-    def compiled(strategy, weights=None):
-        with strategy.scope():
-            keras.utils.set_random_seed(config.seed)
-            model = imagenet.build_and_compile(config, info.num_classes, "float32", 12)
-        if weights is not None:
-            model.set_weights(weights)
-        return model
+def start_and_signal_in_epoch_2(tmp_path, sig):
+    """Runs the trainer until it logs a step of epoch 2, sends `sig`; returns (code, log)."""
+    log_path = tmp_path / "first.log"
+    with open(log_path, "w") as log:
+        first = subprocess.Popen(trainer_command(tmp_path), cwd=REPO, stdout=log,
+                                 stderr=subprocess.STDOUT)
+        deadline = time.time() + 400
+        while first.poll() is None and time.time() < deadline:
+            if f"epoch 2/{EPOCHS} step 2/{STEPS_PER_EPOCH}" in log_path.read_text():
+                first.send_signal(sig)
+                break
+            time.sleep(0.05)
+        code = first.wait(timeout=300)
+    return code, log_path.read_text()
 
-    mirrored = distribute.make_strategy("mirrored", devices="/cpu:0,/cpu:1")
-    single = distribute.make_strategy("cpu")
-    assert mirrored.num_replicas_in_sync == 2
 
-    # 1) the trainer's pipeline through distribute_datasets_from_function, 6 steps
-    train_ds = imagenet.distributed_dataset(mirrored, data, config, info, split="train",
-                                            is_training=True)
-    model = compiled(mirrored)
-    initial = model.get_weights()
-    losses = Losses()
-    model.fit(train_ds, epochs=1, steps_per_epoch=6, callbacks=[losses], verbose=0)
+def validations(output):
+    """(epoch, top-1, images) of each epoch line with a validation."""
+    return [(int(e), float(t), int(n)) for e, t, n in re.findall(
+        r"epoch (\d+)/\d+ done .*val_top1 ([0-9.]+) .* on (\d+) images", output)]
 
-    # 2) first-step loss of one global batch on 2 replicas vs 1 device, same initial weights
-    # (then 10 more steps on that batch on 2 replicas: the loss must fall).
-    # The batch is 8 real images twice, so each replica's batch-norm statistics (over its 8)
-    # equal the single device's (over all 16) and the two losses must agree to rounding.
-    images, labels = next(iter(imagenet.input_fn(data, config.replace(global_batch_size=8), info,
-                                                 split="train", is_training=True)(None)))
-    half = (images, labels)
-    full = tf.nest.map_structure(lambda t: tf.concat([t, t], 0), half)
-    first, repeated = {}, None
-    for name, strategy, batch, steps in (("mirrored", mirrored, half, 11),
-                                         ("single", single, full, 1)):
-        dataset = strategy.distribute_datasets_from_function(
-            lambda context, b=batch: tf.data.Dataset.from_tensors(b).repeat())
-        step_losses = Losses()
-        compiled(strategy, initial).fit(dataset, epochs=1, steps_per_epoch=steps,
-                                        callbacks=[step_losses], verbose=0)
-        first[name] = step_losses.values[0]
-        repeated = repeated or step_losses.values
-    print("RESULT " + json.dumps({"pipeline": losses.values, "repeated": repeated, "first": first,
-                                  "replicas": mirrored.num_replicas_in_sync}))
-""")
+
+def rerun(tmp_path):
+    second = subprocess.run(trainer_command(tmp_path), cwd=REPO, capture_output=True,
+                            text=True, timeout=500)
+    output = second.stdout + second.stderr
+    assert second.returncode == 0, output[-4000:]
+    assert "Traceback" not in output
+    match = re.search(r"resumed from epoch (\d+) step (\d+) \(global step (\d+)\)", output)
+    assert match, output[-3000:]
+    return output, tuple(map(int, match.groups()))
 
 
 @pytest.mark.slow
-def test_mirrored_two_cpu_devices_trains_and_matches_one_device():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-4000:]
-    line = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")][-1]
-    values = json.loads(line[len("RESULT "):])
-    pipeline, repeated, first = values["pipeline"], values["repeated"], values["first"]
-    assert values["replicas"] == 2
-    assert len(pipeline) == 6 and all(v == v and abs(v) < 1e3 for v in pipeline), pipeline
-    # same global batch, same weights: the same first-step loss on 1 device as on 2 replicas
-    # (a loss summed instead of averaged over replicas would be off by 2x)
-    assert first["single"] == pytest.approx(first["mirrored"], rel=1e-3), first
-    # falling: 10 more mirrored steps on that batch
-    assert len(repeated) == 11 and all(v == v for v in repeated)
-    assert max(repeated[-3:]) < repeated[0] - 0.3, repeated
+def test_kill_9_in_epoch_2_then_the_same_command_resumes_and_validates_twice_more(tmp_path):
+    code, first = start_and_signal_in_epoch_2(tmp_path, signal.SIGKILL)
+    assert code == -signal.SIGKILL, first[-3000:]
+    assert [v[0] for v in validations(first)] == [1]
+    assert not (tmp_path / "exports").exists()
+
+    output, (epoch, in_epoch, step) = rerun(tmp_path)
+    assert (epoch, in_epoch, step) == (1, STEPS_PER_EPOCH, STEPS_PER_EPOCH)  # epoch 1's checkpoint
+    total = EPOCHS * STEPS_PER_EPOCH
+    assert f"training done: {total - step} steps" in output
+    seen = validations(output)
+    assert [v[0] for v in seen] == [2, 3]
+    assert {v[2] for v in seen + validations(first)} == {EVAL_BATCHES * BATCH}  # same images
+    assert "final evaluation (EMA weights)" in output
+    version_1 = tmp_path / "exports" / "inception_v3" / "1"
+    assert f"exported the model to {version_1}" in output
+
+    import tensorflow as tf
+
+    state = tf.train.get_checkpoint_state(str(tmp_path / "run" / "checkpoints"))
+    assert state.model_checkpoint_path.endswith(f"ckpt-{total}")
+    reader = tf.train.load_checkpoint(state.model_checkpoint_path)
+    counter = [n for n in reader.get_variable_to_shape_map() if n.startswith("counters/step")]
+    assert counter and int(reader.get_tensor(counter[0])) == total
+
+    saved_pb = (version_1 / "saved_model.pb").read_bytes()
+    again = subprocess.run(trainer_command(tmp_path, "--export_only"), cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert f"exported the model to {tmp_path / 'exports' / 'inception_v3' / '2'}" in again.stdout
+    assert (version_1 / "saved_model.pb").read_bytes() == saved_pb
+
+
+@pytest.mark.slow
+def test_sigterm_saves_at_the_step_in_flight_and_the_rerun_resumes_there(tmp_path):
+    code, first = start_and_signal_in_epoch_2(tmp_path, signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM, first[-3000:]
+    match = re.search(r"SIGTERM: saved \S+ at step (\d+); rerun the same command to resume",
+                      first)
+    assert match, first[-3000:]
+    saved_step = int(match.group(1))
+    assert STEPS_PER_EPOCH + 2 <= saved_step < 2 * STEPS_PER_EPOCH  # mid epoch 2, not its start
+
+    output, (epoch, in_epoch, step) = rerun(tmp_path)
+    assert step == saved_step and epoch == 2 and in_epoch == saved_step - STEPS_PER_EPOCH
+    assert [v[0] for v in validations(output)] == [2, 3]
+    assert "exported the model to" in output

@@ -1,17 +1,21 @@
-r"""Train Inception-v3 on ImageNet (or any supported dataset) with tf.distribute and Keras fit.
+r"""Train Inception-v3 on ImageNet (or any supported dataset) with tf.distribute.
 
     python -m trainers.imagenet                         # smoke recipe, bundled data, this CPU
     python -m trainers.imagenet --config tpu --tpu local --data_dir gs://BUCKET/imagenet
     python -m trainers.imagenet --config gpu --data_dir /data/imagenet --batch_size 512
     python -m trainers.imagenet --export_only --model_dir runs/smoke
 
-Reads top to bottom: flags -> config -> strategy -> data -> model -> fit -> evaluate -> export.
-Killed at any moment and restarted with the same command, a run continues from its newest
-checkpoint (weights, optimizer state with EMA averages, epoch and step). User mistakes print one
-`error:` line and exit with code 2.
+Reads top to bottom: flags -> config -> strategy -> data -> model and step functions -> train
+loop (validating as configured) -> final evaluation -> export. The step functions are the
+trainer's own (inception_keras/training/steps.py: strategy.run inside a tf.function, clipping
+after the all-reduce); Keras keeps the model and the optimizer. Killed at any moment and
+restarted with the same command, a run continues from its newest checkpoint (weights, optimizer
+state, EMA averages, step counter); SIGTERM saves at the step in flight first. User mistakes
+print one `error:` line and exit with code 2.
 """
 
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -70,6 +74,9 @@ def parse_flags(argv):
         help="override any config key (repeatable), e.g. --set image_size=96")
     add("--export_only", action="store_true",
         help="export the newest checkpoint of --model_dir (no training)")
+    add("--eval_only", action="store_true",
+        help="evaluate the newest checkpoint of --model_dir (or --set init_weights=PATH) on the "
+             "validation split, every image once; writes <model_dir>/eval.json (no training)")
     add("--help_config", action="store_true", help="list every config key with its default")
     return parser.parse_args(argv)
 
@@ -96,7 +103,9 @@ def config_from_flags(flags):
 
 
 def log(message):
-    print(message, flush=True)
+    from inception_keras.training.progress import setup_logging
+
+    setup_logging().info(message)
 
 
 # ------------------------------------------------------------------------------------------ main
@@ -109,6 +118,10 @@ def main(argv=None):
         return 0
     try:
         config = config_from_flags(flags)
+        if flags.export_only and flags.eval_only:
+            raise ConfigError("--export_only and --eval_only: pick one")
+        if flags.eval_only:
+            return evaluate_only(config)
         return run(config, export_only=flags.export_only)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
@@ -132,8 +145,7 @@ def run(config, *, export_only=False):
     import keras
 
     from inception_keras import distribute
-    from inception_keras.training import checkpoints, ema, keras_compat
-    from inception_keras.training.optimizers import global_step
+    from inception_keras.training import checkpoints, ema, preemption
 
     replicas = strategy.num_replicas_in_sync
     task_type, task_id, is_chief = distribute.task_info(strategy)
@@ -156,14 +168,13 @@ def run(config, *, export_only=False):
         raise _UserError(
             f"{info.num_train_examples} training examples make no full batch of {global_batch}: "
             "pass a smaller --batch_size or --steps_per_epoch N")
-    # evaluation batches are static (drop_remainder): a full pass is num_eval // global_batch
-    eval_steps = config.eval_steps or (info.num_eval_examples or 0) // global_batch or None
     config = config.replace(global_batch_size=global_batch, steps_per_epoch=steps_per_epoch,
                             precision=policy)  # the resolved config, as saved next to checkpoints
 
     # --- input pipelines, one per input worker, through distribute_datasets_from_function ---
     train_ds = distributed_dataset(strategy, data, config, info, split="train", is_training=True)
-    eval_ds = distributed_dataset(strategy, data, config, info, split="validation", is_training=False)
+    eval_ds = distributed_dataset(strategy, data, config, info, split="validation",
+                                  is_training=False)
 
     # --- model dir: refuse to resume a run whose saved config conflicts ---
     saved = checkpoints.load_config_dict(config.model_dir)
@@ -177,62 +188,286 @@ def run(config, *, export_only=False):
 
     _summary(config, strategy, replicas, policy, reason, info, task_type, task_id)
 
-    # --- model, optimizer and metrics, all built in the strategy scope ---
+    # --- model, optimizer, EMA, loss scale and the step functions, in the strategy scope ---
     with strategy.scope():
-        model = build_and_compile(config, info.num_classes, policy, steps_per_epoch)
-    if task_type is not None:  # multi-worker: Keras' own per-fit build fails (see keras_compat)
-        keras_compat.prepare_for_multi_worker(
-            model, strategy, per_replica_batch=global_batch // replicas,
-            image_size=config.image_size, num_classes=info.num_classes,
-            include_aux=config.include_aux)
-    checkpoint = checkpoints.make_checkpoint(model)
+        steps = build_training(config, info.num_classes, policy, strategy,
+                               info.num_train_examples)
+    checkpoint = steps_checkpoint(steps)
     checkpoint_dir = os.path.join(config.model_dir, checkpoints.CHECKPOINT_SUBDIR)
     restored = checkpoints.restore_latest(checkpoint, checkpoint_dir)
-    step = global_step(model.optimizer)
+    step = int(steps.counters.step.numpy())
     total_steps = config.epochs * steps_per_epoch
     if restored:
         epoch, in_epoch = divmod(step, steps_per_epoch)
         log(f"resumed from epoch {epoch + 1 if in_epoch else epoch} step "
             f"{in_epoch if in_epoch else steps_per_epoch} (global step {step}) of {restored}")
+    elif config.init_weights:  # a fresh fine-tune; a resumed one keeps its own checkpoint
+        load_init_weights(config, steps)
     write_dir = distribute.worker_dir(checkpoint_dir, strategy)
     manager = checkpoints.make_manager(checkpoint, write_dir, config.keep_checkpoints)
+    summaries = _summaries(config, data, info, is_chief, step)
+    _report_folder_problems(config)
 
-    # --- fit: finish an interrupted epoch first, then whole epochs ---
-    callbacks, tensorboard = _callbacks(config, model, manager, data, info, is_chief,
-                                        steps_per_epoch, global_batch)
+    # --- train: whole epochs of exactly steps_per_epoch steps, validating as configured ---
     started = time.perf_counter()
+    final = None
     if step < total_steps:
-        stopped = _fit(model, train_ds, eval_ds, config, steps_per_epoch, eval_steps, step,
-                       callbacks, manager)
-        if stopped:
-            log(f"training stopped at step {global_step(model.optimizer)}: loss or weights became "
-                f"non-finite; the last good checkpoint is {manager.latest_checkpoint or restored}")
+        outcome, final = train(config, steps, train_ds, eval_ds, manager, summaries, step,
+                               preemption.SigtermWatch(strategy), data)
+        if outcome == "nan":
+            log(f"training stopped at step {int(steps.counters.step.numpy())}: loss or weights "
+                "became non-finite; the last good checkpoint is "
+                f"{manager.latest_checkpoint or restored}")
             return 1
+        if outcome == "preempted":
+            log(f"SIGTERM: saved {manager.latest_checkpoint} at step "
+                f"{int(steps.counters.step.numpy())}; rerun the same command to resume")
+            return preemption.EXIT_CODE
         log(f"training done: {total_steps - step} steps in {time.perf_counter() - started:.0f} s")
     else:
         log(f"training already complete ({step} steps); evaluating and exporting")
 
-    # --- final evaluation, with the EMA weights when EMA is on ---
-    results = model.evaluate(eval_ds, steps=eval_steps, verbose=0,
-                             callbacks=[c for c in [ema.swap_callback(model)] if c],
-                             return_dict=True)
-    top1, top5 = _metric(results, "top1"), _metric(results, "top5")
-    weights = "EMA weights" if ema.uses_ema(model) else "weights"
-    log(f"final evaluation ({weights}): top-1 {top1:.4f}  top-5 {top5:.4f}  "
-        f"loss {results.get('loss', float('nan')):.4f}")
-    if tensorboard is not None:
-        tensorboard.write_scalars("final", {"top1": top1, "top5": top5},
-                                  global_step(model.optimizer))
+    # --- final evaluation (the last epoch's validation when it used the same crops) ---
+    if final is None or config.eval_crops != 1:
+        final = evaluate(config, steps, _eval_dataset(strategy, data, config, info, eval_ds))
+    report_final(config, steps, info, final, summaries, is_chief)
 
     # --- export (chief only; other workers took part in every collective above) ---
     if write_dir != checkpoint_dir:
         shutil.rmtree(write_dir, ignore_errors=True)
     if is_chief:
-        with ema.ema_weights(model):
-            path = _export(config, model, info)
+        with ema.ema_weights(steps.ema):
+            path = _export(config, steps.model, info)
         log(f"exported the model to {path}")
     else:
         log(f"{task_type} {task_id}: done (the chief exports)")
+    return 0
+
+
+def train(config, steps, train_ds, eval_ds, manager, summaries, step, sigterm, data):
+    """The training loop from global step `step`: returns ("done" | "nan" | "preempted", the
+    last epoch's validation results or None)."""
+    from inception_keras.training import checkpoints, progress
+
+    steps_per_epoch, total = config.steps_per_epoch, config.epochs * config.steps_per_epoch
+    iterator = iter(train_ds)
+    window, epoch_window = progress.Window(), progress.Window()
+    timed, last_logged, corrupt_seen = False, step, data.corrupt_records_seen()
+    validation, trainable = None, "all"  # a new model trains every layer
+    while step < total:
+        wanted = "head" if step // steps_per_epoch < config.head_epochs else config.trainable_from
+        if wanted != trainable:
+            trainable = set_trainable(steps, wanted)
+        count = _steps_in_next_call(step, config)
+        stats = steps.train(iterator, count)
+        step += count
+        window.add(stats, count)
+        epoch_window.add(stats, count)
+        if not math.isfinite(stats["loss"]):
+            return "nan", None
+        end_of_epoch = step % steps_per_epoch == 0
+        if step - last_logged >= config.log_every_steps or end_of_epoch:
+            _log_progress(config, steps, summaries, step, window.means(), timed)
+            window.reset()
+            timed, last_logged = True, step
+        if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0 \
+                and not end_of_epoch:
+            checkpoints.save_if_finite(manager, step, steps.model, stats["loss"])
+        if end_of_epoch:
+            epoch = step // steps_per_epoch
+            corrupt_seen = _report_corrupt(data, epoch, corrupt_seen)
+            validation = None
+            if config.eval_every_epochs and (epoch % config.eval_every_epochs == 0
+                                             or epoch == config.epochs):
+                validation = evaluate(config, steps, eval_ds)
+                summaries.scalars("eval", {k: validation[k] for k in ("top1", "top5", "loss")},
+                                  step)
+            log(progress.epoch_line(epoch, config.epochs, epoch_window.means(), validation))
+            epoch_window.reset()
+            checkpoints.save_if_finite(manager, step, steps.model, stats["loss"])
+            window.reset()
+            timed = False  # the next lap would include the evaluation
+        if sigterm.requested():
+            checkpoints.save_if_finite(manager, step, steps.model, stats["loss"])
+            return "preempted", None
+    return "done", validation
+
+
+def _steps_in_next_call(step, config):
+    """Up to steps_per_execution steps, never across an epoch end or a checkpoint step."""
+    limit = config.steps_per_epoch - step % config.steps_per_epoch
+    if config.checkpoint_every_steps:
+        limit = min(limit, config.checkpoint_every_steps - step % config.checkpoint_every_steps)
+    return min(config.steps_per_execution, limit)
+
+
+def _log_progress(config, steps, summaries, step, means, timed):
+    from inception_keras.training import progress
+
+    skipped = int(steps.counters.skipped.numpy())
+    learning_rate = float(steps.learning_rate())
+    log(progress.step_line(step, config.steps_per_epoch, config.epochs, means, learning_rate,
+                           skipped, timed=timed))
+    values = {"loss": means["loss"], "top1": means["top1"], "learning_rate": learning_rate,
+              "skipped_steps": skipped}
+    summaries.scalars("train", values, step)
+    if timed:
+        summaries.scalars("perf", {k: means[k] for k in ("step_time_s", "images_per_s")}, step)
+
+
+def _report_corrupt(data, epoch, seen):
+    total = data.corrupt_records_seen()
+    if total > seen:
+        log(f"epoch {epoch}: dropped {total - seen} corrupt or undecodable records "
+            f"({total} in total)")
+    return total
+
+
+def evaluate(config, steps, eval_ds):
+    """Every validation image once (or the first eval_steps batches), with the EMA weights."""
+    from inception_keras.training import ema
+
+    with ema.ema_weights(steps.ema):
+        return steps.evaluate(eval_ds, max_steps=config.eval_steps or None,
+                              steps_per_call=config.steps_per_execution)
+
+
+def _eval_dataset(strategy, data, config, info, single_crop_ds):
+    """The evaluation input of `config.eval_crops`: the single-crop one, or one whose examples
+    hold every crop of an image ([crops, S, S, 3]), fewer images per batch to bound memory."""
+    crops = config.eval_crops
+    if crops == 1:
+        return single_crop_ds
+    replicas = strategy.num_replicas_in_sync
+    images = max(config.global_batch_size // crops // replicas, 1) * replicas
+    return distributed_dataset(strategy, data, config.replace(global_batch_size=images), info,
+                               split="validation", is_training=False, eval_crops=crops)
+
+
+def report_final(config, steps, info, results, summaries, is_chief):
+    """The final line, TensorBoard scalars and, on the chief, eval.json, per-class accuracy and
+    the confusion-matrix PNG in model_dir."""
+    import json
+
+    import tensorflow as tf
+
+    from inception_keras.training import confusion
+
+    weights = "EMA weights" if steps.ema is not None else "weights"
+    crops = f", {config.eval_crops} crops" if config.eval_crops != 1 else ""
+    log(f"final evaluation ({weights}{crops}): top-1 {results['top1']:.4f}  "
+        f"top-5 {results['top5']:.4f}  loss {results['loss']:.4f}  "
+        f"on {results['examples']} images")
+    step = int(steps.counters.step.numpy())
+    summaries.scalars("final", {k: results[k] for k in ("top1", "top5", "loss")}, step)
+    if not is_chief:
+        return
+    matrix = results["confusion"]
+    per_class = confusion.per_class_accuracy(matrix)
+    for line in confusion.per_class_lines(matrix, list(info.class_names)):
+        log(line)
+    summaries.images("final/confusion_matrix", confusion.confusion_image(matrix)[None], step,
+                     "rows: true class, columns: predicted class, row-normalised")
+    tf.io.gfile.makedirs(config.model_dir)
+    png = os.path.join(config.model_dir, "confusion_matrix.png")
+    confusion.write_confusion_png(png, matrix)
+    record = {"top1": results["top1"], "top5": results["top5"], "loss": results["loss"],
+              "examples": results["examples"], "eval_crops": config.eval_crops, "step": step,
+              "weights": weights, "dataset": config.dataset,
+              "per_class_top1": {name: (None if value != value else float(value))
+                                 for name, value in zip(info.class_names, per_class)}}
+    with tf.io.gfile.GFile(os.path.join(config.model_dir, "eval.json"), "w") as f:
+        f.write(json.dumps(record, indent=2) + "\n")
+    log(f"wrote {os.path.join(config.model_dir, 'eval.json')} and {png}")
+
+
+def load_init_weights(config, steps):
+    """Starts a fresh run from `init_weights` (classifiers of another size start fresh)."""
+    from inception_keras.training import transfer
+
+    try:
+        report = transfer.load_init_weights(steps.model, config.init_weights,
+                                            include_aux=config.include_aux)
+    except ValueError as error:
+        raise _UserError(str(error)) from None
+    for line in report.lines():
+        log(line)
+    if steps.ema is not None:
+        steps.ema.reset()  # average the loaded weights, not the random ones
+
+
+def set_trainable(steps, spec):
+    """Freezes the layers before `spec` (all | head | a layer name; frozen batch norm runs in
+    inference mode) and retraces the step functions; returns `spec`."""
+    from inception_keras.training import transfer
+
+    try:
+        summary = transfer.set_trainable_from(steps.model, spec)
+    except ValueError as error:
+        raise _UserError(f"trainable_from: {error}") from None
+    steps.retrace()
+    log(str(summary))
+    return spec
+
+
+def _report_folder_problems(config):
+    """Once per run: the files of a folder dataset that are skipped or cannot be decoded."""
+    if not config.dataset.startswith("folder:"):
+        return
+    from inception_keras.data.folder import describe_folder_problems, folder_problems
+
+    root = config.dataset.split(":", 1)[1]
+    problems = folder_problems(root)
+    if problems:
+        log(describe_folder_problems(problems, root))
+
+
+def evaluate_only(flags_config):
+    """--eval_only: a run's newest checkpoint (its config.json), or `init_weights`, scored on
+    the validation split with `eval_crops`; eval.json, per-class results, TensorBoard."""
+    from configs.base import TrainConfig
+    from inception_keras.training import checkpoints
+
+    saved = checkpoints.load_config_dict(flags_config.model_dir)
+    config = flags_config
+    if saved is not None and not flags_config.init_weights:
+        keep = {key: getattr(flags_config, key) for key in
+                ("eval_crops", "eval_steps", "data_dir", "strategy", "num_cpu_devices", "tpu",
+                 "devices", "model_dir")}
+        config = TrainConfig.from_dict(saved).replace(**keep)
+    elif not flags_config.init_weights:
+        raise _UserError(f"--eval_only: {flags_config.model_dir} has no "
+                         f"{checkpoints.CONFIG_FILE}; pass the --model_dir of a training run, or "
+                         "--set init_weights=PATH with --dataset")
+    strategy, policy, reason = _setup_strategy(config)
+    data = _import_data()
+    info = _dataset_info(data, config)
+    replicas = strategy.num_replicas_in_sync
+    batch = config.global_batch_size or config.per_replica_batch_size * replicas
+    batch = max(batch // replicas, 1) * replicas
+    config = config.replace(global_batch_size=batch, steps_per_epoch=config.steps_per_epoch or 1,
+                            precision=policy)
+    log(f"evaluating {config.init_weights or config.model_dir} on {config.dataset}'s validation "
+        f"split ({info.num_eval_examples} images), {config.eval_crops} crop(s), "
+        f"{type(strategy).__name__} x{replicas}, {policy}")
+    with strategy.scope():
+        steps = build_training(config, info.num_classes, policy, strategy)
+    if config.init_weights:
+        load_init_weights(config, steps)
+    else:
+        checkpoint_dir = os.path.join(config.model_dir, checkpoints.CHECKPOINT_SUBDIR)
+        restored = checkpoints.restore_latest(steps_checkpoint(steps), checkpoint_dir,
+                                              expect_partial=True)
+        if restored is None:
+            raise _UserError(f"--eval_only: no checkpoint in {checkpoint_dir}; train first")
+        log(f"restored {restored}")
+    eval_ds = distributed_dataset(strategy, data, config, info, split="validation",
+                                  is_training=False)
+    results = evaluate(config, steps, _eval_dataset(strategy, data, config, info, eval_ds))
+    from inception_keras.training.progress import Summaries
+
+    summaries = Summaries(os.path.join(config.model_dir, "tensorboard"))
+    report_final(config, steps, info, results, summaries, is_chief=True)
     return 0
 
 
@@ -272,7 +507,8 @@ def _summary(config, strategy, replicas, policy, reason, info, task_type, task_i
     from inception_keras.training.schedules import make_schedule
 
     _, lr_text = make_schedule(config, global_batch_size=config.global_batch_size,
-                               steps_per_epoch=config.steps_per_epoch)
+                               steps_per_epoch=config.steps_per_epoch,
+                               num_train_examples=info.num_train_examples)
     where = f" ({task_type} {task_id})" if task_type else ""
     ema_text = f"EMA {config.ema_momentum}" if config.ema_momentum is not None else "no EMA"
     lines = [
@@ -307,77 +543,86 @@ def _build_model(config, num_classes):
         raise _UserError(f"cannot build the model: {error}") from None
 
 
-def build_and_compile(config, num_classes, policy, steps_per_epoch):
-    """Model + weight decay + optimizer + losses/metrics (call in the strategy scope)."""
-    from inception_keras.training import losses, optimizers, regularization
+def build_training(config, num_classes, policy, strategy, num_train_examples=None):
+    """Model (+ weight decay), optimizer on the trainer's step, EMA, loss scale and the step
+    functions (call in the strategy scope; config has the resolved batch and epoch length)."""
+    from inception_keras.training import optimizers, regularization
+    from inception_keras.training.ema import ExponentialMovingAverage
     from inception_keras.training.fused_batch_norm import with_fused_batch_norm
+    from inception_keras.training.loss_scale import DynamicLossScale
     from inception_keras.training.schedules import make_schedule
+    from inception_keras.training.steps import Counters, Steps
 
     model = _build_model(config, num_classes)
     if config.fused_batch_norm:
         model = with_fused_batch_norm(model)  # same weights and maths, one kernel per BN
     regularization.add_kernel_weight_decay(model, config.weight_decay)
+    counters = Counters()
     schedule, _ = make_schedule(config, global_batch_size=config.global_batch_size,
-                                steps_per_epoch=steps_per_epoch)
-    optimizer = optimizers.make_optimizer(config, schedule, policy=policy)
-    loss, loss_weights = losses.make_losses(include_aux=config.include_aux,
-                                            label_smoothing=config.label_smoothing,
-                                            aux_weight=config.aux_loss_weight)
-    model.compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights,
-                  metrics=losses.make_metrics(include_aux=config.include_aux,
-                                              num_classes=num_classes),
-                  steps_per_execution=config.steps_per_execution,
-                  jit_compile="auto" if config.jit_compile is None else config.jit_compile)
-    optimizer.build(model.trainable_variables)  # slots (and EMA) exist before a restore
-    return model
+                                steps_per_epoch=config.steps_per_epoch,
+                                num_train_examples=num_train_examples)
+    learning_rate = lambda: schedule(counters.step)  # noqa: E731 (follows the trainer's step)
+    optimizer = optimizers.make_optimizer(config, learning_rate)
+    optimizer.build(model.trainable_variables)  # slots exist before a restore
+    ema = (ExponentialMovingAverage(model, config.ema_momentum)
+           if config.ema_momentum is not None else None)
+    loss_scale = DynamicLossScale() if policy == "mixed_float16" else None
+    if config.jit_compile and strategy.num_replicas_in_sync > 1 and \
+            not isinstance(strategy, _tpu_strategy_class()):
+        raise _UserError("jit_compile=true compiles the step of one replica with XLA: use it "
+                         "with one device per process (TPUs always compile)")
+    return Steps(model, optimizer, strategy, counters=counters, learning_rate=learning_rate,
+                 global_batch_size=config.global_batch_size, num_classes=num_classes,
+                 label_smoothing=config.label_smoothing, aux_weight=config.aux_loss_weight,
+                 clipnorm=config.global_clipnorm, loss_scale=loss_scale, ema=ema,
+                 jit_compile=bool(config.jit_compile))
 
 
-def input_fn(data, config, info, *, split, is_training):
-    from inception_keras.training.losses import targets_for
+def _tpu_strategy_class():
+    import tensorflow as tf
 
+    return tf.distribute.TPUStrategy
+
+
+def steps_checkpoint(steps):
+    """Everything a resume needs, as one tf.train.Checkpoint."""
+    from inception_keras.training import checkpoints
+
+    return checkpoints.make_checkpoint(model=steps.model, optimizer=steps.optimizer,
+                                       counters=steps.counters, ema=steps.ema,
+                                       loss_scale=steps.loss_scale)
+
+
+def input_fn(data, config, info, *, split, is_training, eval_crops=1):
+    """Training: (images, labels) batches forever; evaluation: (images, labels, weights), one
+    padded pass (see make_input_fn's `masked`)."""
     make = data.make_input_fn(
         config.dataset, data_dir=config.data_dir, split=split, image_size=config.image_size,
         global_batch_size=config.global_batch_size, is_training=is_training, dtype="float32",
         deterministic=config.deterministic, seed=config.seed, num_classes=info.num_classes,
-        color_distortion=config.color_distortion and is_training,
-        cache_dir=None if is_training else config.cache_dir)
-    to_targets = targets_for(config.include_aux)
-    return lambda context: make(context).map(to_targets)
+        color_distortion=config.color_distortion if is_training else "none",
+        cache_dir=None if is_training else config.cache_dir, masked=not is_training,
+        **({"eval_crops": eval_crops} if eval_crops != 1 else {}))
+    return make
 
 
-def distributed_dataset(strategy, data, config, info, *, split, is_training):
-    fn = input_fn(data, config, info, split=split, is_training=is_training)
+def distributed_dataset(strategy, data, config, info, *, split, is_training, eval_crops=1):
+    fn = input_fn(data, config, info, split=split, is_training=is_training, eval_crops=eval_crops)
     try:
         return strategy.distribute_datasets_from_function(fn)
     except data.DataError as error:
         raise _UserError(str(error)) from None
 
 
-def _callbacks(config, model, manager, data, info, is_chief, steps_per_epoch, global_batch):
-    import keras
+def _summaries(config, data, info, is_chief, step):
+    """TensorBoard writer of the chief (with the augmented-image grid); a no-op elsewhere."""
+    from inception_keras.training.progress import Summaries
 
-    from inception_keras.training import callbacks as cbs
-    from inception_keras.training import checkpoints, ema
-
-    every = config.log_every_steps
-    callbacks = [keras.callbacks.TerminateOnNaN()]
-    swap = ema.swap_callback(model)
-    if swap is not None:
-        callbacks.append(swap)  # validation inside fit uses the EMA weights
-    callbacks.append(checkpoints.CheckpointCallback(manager, config.checkpoint_every_steps,
-                                                    print_fn=log))
-    callbacks.append(data.CorruptRecordReport(log=log))
-    tensorboard = None
-    if is_chief:
-        callbacks.append(cbs.ProgressLogger(steps_per_epoch=steps_per_epoch, epochs=config.epochs,
-                                            global_batch_size=global_batch, every_steps=every,
-                                            print_fn=log))
-        samples = _sample_images(data, config, info) if config.image_summaries else None
-        tensorboard = cbs.TensorBoardLogger(os.path.join(config.model_dir, "tensorboard"),
-                                            every_steps=every, global_batch_size=global_batch,
-                                            sample_images=samples)
-        callbacks.append(tensorboard)
-    return callbacks, tensorboard
+    summaries = Summaries(os.path.join(config.model_dir, "tensorboard") if is_chief else None)
+    if is_chief and config.image_summaries:
+        summaries.images("augmented_inputs", _sample_images(data, config, info), step,
+                         "training images after augmentation")
+    return summaries
 
 
 def _sample_images(data, config, info, count=16):
@@ -388,50 +633,6 @@ def _sample_images(data, config, info, count=16):
     for images, _ in fn(tf.distribute.InputContext()).take(1):
         return images.numpy()[:count]
     return None
-
-
-def _fit(model, train_ds, eval_ds, config, steps_per_epoch, eval_steps, step, callbacks,
-         manager):
-    """Keras fit from global step `step`; returns True when training stopped early (NaN)."""
-    validation = {}
-    if config.eval_every_epochs:
-        validation = dict(validation_data=eval_ds, validation_steps=eval_steps,
-                          validation_freq=config.eval_every_epochs)
-    epoch, in_epoch = divmod(step, steps_per_epoch)
-    if in_epoch:  # the interrupted epoch: only its remaining steps
-        model.fit(train_ds, initial_epoch=epoch, epochs=epoch + 1,
-                  steps_per_epoch=steps_per_epoch - in_epoch, callbacks=callbacks, verbose=0,
-                  shuffle=False, **validation)
-        if model.stop_training:
-            return True
-        _reload_raw_weights(model, manager)
-        epoch += 1
-    if epoch < config.epochs:
-        model.fit(train_ds, initial_epoch=epoch, epochs=config.epochs,
-                  steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=0,
-                  shuffle=False, **validation)
-        if model.stop_training:
-            return True
-        _reload_raw_weights(model, manager)
-    return False
-
-
-def _reload_raw_weights(model, manager):
-    """Undo Keras' end-of-fit EMA overwrite: `fit` ends with `optimizer.finalize_variable_values`,
-    which copies the averages into the model. The epoch-end checkpoint written just before holds
-    the raw weights; restoring it keeps "raw weights in the model, averages in the optimizer"."""
-    from inception_keras.training import checkpoints, ema
-
-    if ema.uses_ema(model):
-        checkpoints.make_checkpoint(model).restore(manager.latest_checkpoint) \
-            .assert_existing_objects_matched()
-
-
-def _metric(results, name):
-    from inception_keras.training.losses import metric_value
-
-    value = metric_value(results, name)
-    return float("nan") if value is None else value
 
 
 def _export(config, model, info):
@@ -468,17 +669,18 @@ def _export_only(flags_config):
                          "; pass the --model_dir of a training run")
     config = TrainConfig.from_dict(saved).replace(export_dir=flags_config.export_dir)
     import keras
+    import tensorflow as tf
 
     keras.mixed_precision.set_dtype_policy("float32")  # no strategy: this process, its CPU/GPU
     info = _dataset_info(_import_data(), config)
-    model = build_and_compile(config, info.num_classes, config.precision, config.steps_per_epoch)
+    steps = build_training(config, info.num_classes, config.precision, tf.distribute.get_strategy())
     checkpoint_dir = os.path.join(config.model_dir, checkpoints.CHECKPOINT_SUBDIR)
-    restored = checkpoints.restore_latest(checkpoints.make_checkpoint(model), checkpoint_dir)
+    restored = checkpoints.restore_latest(steps_checkpoint(steps), checkpoint_dir)
     if restored is None:
         raise _UserError(f"--export_only: no checkpoint in {checkpoint_dir}; train first")
     log(f"restored {restored}")
-    with ema.ema_weights(model):
-        path = _export(config, model, info)
+    with ema.ema_weights(steps.ema):
+        path = _export(config, steps.model, info)
     log(f"exported the model to {path}")
     return 0
 

@@ -1,9 +1,10 @@
 """`make_input_fn`: the batched, distributed input the trainer hands to
 `strategy.distribute_datasets_from_function`.
 
-Batches are static (`drop_remainder=True`) for training and evaluation alike, as TPUs need: an
-evaluation pass leaves out the last `num_eval_examples % global_batch_size` examples. Training
-input repeats forever (use `steps_per_epoch`); evaluation input is one pass in file order.
+Batches are static (`drop_remainder=True`) for training and evaluation alike, as TPUs need.
+Training input repeats forever (use `steps_per_epoch`); evaluation input is one pass in file
+order, and with `masked=True` its last partial batch is padded with zero-weight examples, so an
+evaluation scores every example exactly once.
 With `cache_dir`, decoded evaluation examples are cached there as tf.data cache files (one per
 dataset, split, image size and input pipeline; float32, about 1 MB per image at 299 px) after
 the first complete pass.
@@ -22,7 +23,8 @@ from inception_keras.data.smoke import ensure_smoke_dataset
 from inception_keras.data.smoke_images import SMOKE_CLASS_NAMES
 from inception_keras.data.synthetic import synthetic_dataset
 from inception_keras.data.tfds_source import tfds_dataset
-from inception_keras.data.tfrecord import IMAGENET_NUM_CLASSES, check_split, tfrecord_dataset
+from inception_keras.data.tfrecord import check_split, tfrecord_dataset
+from inception_keras.imagenet_classes import IMAGENET_NUM_CLASSES
 
 OUTPUT_DTYPES = ("float32", "bfloat16", "float16")
 DEFAULT_DETERMINISTIC_SEED = 0
@@ -101,6 +103,7 @@ def make_input_fn(
     num_classes=None,
     color_distortion=False,
     cache_dir=None,
+    masked=False,
 ):
     """Returns `input_fn(input_context=None) -> tf.data.Dataset` of (images, one-hot labels).
 
@@ -110,6 +113,12 @@ def make_input_fn(
     order and augmentation (seed 0 unless `seed` is given). `smoke` is built on first use, with
     `data_dir` as its cache root (None: the default cache). `cache_dir` caches decoded
     evaluation examples (ignored for training, whose crops differ every epoch).
+
+    `masked=True` (evaluation) yields (images, labels, weights) instead: the examples with
+    weight 1, then zero images with weight 0 forever, so the last partial batch is padded to
+    the static batch shape and nothing is dropped. Every input pipeline pads, so all replicas
+    keep stepping together until the slowest pipeline is done; the consumer stops at the first
+    batch that holds no real example (see `inception_keras.training.steps`).
     """
     _check_arguments(split, image_size, global_batch_size)
     dtype = output_dtype(dtype)
@@ -135,13 +144,24 @@ def make_input_fn(
             examples = examples.cache(
                 _eval_cache_file(cache_dir, dataset, data_dir, split, image_size, input_context)
             )
+        if masked:
+            examples = _pad_forever(examples)
         batch_size = per_replica_batch_size(global_batch_size, input_context)
         batches = examples.batch(batch_size, drop_remainder=True, num_parallel_calls=tf.data.AUTOTUNE)
         # The cast comes last: the random and image ops above need float32.
-        batches = batches.map(lambda images, labels: (tf.cast(images, dtype), labels))
+        batches = batches.map(lambda images, *rest: (tf.cast(images, dtype), *rest))
         return batches.prefetch(tf.data.AUTOTUNE).with_options(_options(deterministic, input_context))
 
     return input_fn
+
+
+def _pad_forever(examples):
+    """(image, label) examples -> (image, label, 1.0), then (zeros, zeros, 0.0) repeated."""
+    real = examples.map(lambda image, label: (image, label, tf.constant(1.0)))
+    zeros = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype),
+                                  examples.element_spec)
+    padding = tf.data.Dataset.from_tensors((*zeros, tf.constant(0.0))).repeat()
+    return real.concatenate(padding)
 
 
 def _options(deterministic, input_context):

@@ -67,6 +67,17 @@ def _image_size(model, image_size):
 
 def _outputs_logits(model):
     """True when the output layer is linear (classifier_activation=None): add a softmax."""
-    layer = model.outputs[0]._keras_history.operation
-    activation = getattr(layer, "activation", None)
+    activation = getattr(_output_layer(model), "activation", None)
     return activation is keras.activations.linear
+
+
+def _output_layer(model):
+    """The layer that produces the model's first output (public API: each layer's `output`)."""
+    target = model.outputs[0]
+    for layer in reversed(model.layers):
+        try:
+            if layer.output is target:
+                return layer
+        except (AttributeError, ValueError):  # a layer called several times has no one output
+            continue
+    return None

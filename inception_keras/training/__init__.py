@@ -1,8 +1,10 @@
 """Training pieces for the ImageNet trainer, one job per module.
 
-losses (label-smoothed CE on both heads, top-1/top-5), regularization (kernel weight decay),
-schedules (warm-up + staircase exponential decay), optimizers (paper RMSprop, EMA, loss
-scaling), ema (swapping averaged weights in and out), checkpoints (atomic save/resume, saved
-config, conflict check, NaN guard), callbacks (progress lines, TensorBoard), fused_batch_norm
-(one-kernel BN for speed), keras_compat (Keras 3 multi-worker fit workarounds).
+steps (the distributed train/eval step functions the trainer owns: loss over the global batch,
+all-reduce, clip, optimizer apply, EMA; exact masked evaluation), losses (label smoothing, aux
+weight, top-k), regularization (kernel weight decay), schedules (learning rate per step),
+optimizers (RMSprop with TF-1's mean-square start, Adam, SGD), ema (moving average with TF's
+warm-up, swapped in for evaluation and export), loss_scale (dynamic float16 loss scaling),
+checkpoints (atomic save/resume, saved config, conflict check), preemption (SIGTERM -> save ->
+exit), progress (log lines and TensorBoard), fused_batch_norm (one-kernel BN for speed).
 """

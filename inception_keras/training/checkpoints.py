@@ -2,7 +2,7 @@
 
 Layout of a model dir:
     config.json          the resolved TrainConfig of the run (written once, atomically)
-    checkpoints/ckpt-S   model + optimizer (slots, EMA averages, step counter) at global step S
+    checkpoints/ckpt-S   model, optimizer slots, step counters, EMA averages, loss scale at step S
     checkpoints/checkpoint   index naming the newest complete checkpoint
     tensorboard/         summaries
 
@@ -10,17 +10,16 @@ Checkpoints are `tf.train.Checkpoint`s written through a `CheckpointManager`: th
 written under a temporary name and moved in place, and only then is the `checkpoint` index updated
 (an atomic rename), so a kill at any moment leaves the previous checkpoint as the newest valid
 one. A checkpoint is never written from non-finite weights or after a NaN loss, so the last good
-one is kept. Epoch and step of a resumed run follow from the restored step counter.
+one is kept. Epoch and step of a resumed run follow from the trainer's restored step counter.
 """
 
 import json
 import math
 import os
 
-import keras
 import tensorflow as tf
 
-from inception_keras.training.optimizers import global_step
+from inception_keras import atomic
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -44,17 +43,10 @@ class ResumeConflict(ValueError):
     """The new run's config differs from the saved one in a key that matters (exit code 2)."""
 
 
-def _atomic_write(path, text):
-    temp = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(temp, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(temp, path, overwrite=True)
-
-
 def save_config(config, model_dir):
     """Writes `config.json` (the resolved config) atomically."""
     tf.io.gfile.makedirs(model_dir)
-    _atomic_write(os.path.join(model_dir, CONFIG_FILE), config.to_json() + "\n")
+    atomic.write_text(os.path.join(model_dir, CONFIG_FILE), config.to_json() + "\n")
 
 
 def load_config_dict(model_dir):
@@ -85,9 +77,10 @@ def check_resume_compatible(saved, new):
     )
 
 
-def make_checkpoint(model):
-    """The tf.train.Checkpoint of everything a resume needs (weights, optimizer slots, EMA, step)."""
-    return tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+def make_checkpoint(**objects):
+    """The tf.train.Checkpoint of everything a resume needs: model, optimizer (slots), the
+    trainer's step counters, EMA averages and loss scale (None entries are left out)."""
+    return tf.train.Checkpoint(**{name: obj for name, obj in objects.items() if obj is not None})
 
 
 def make_manager(checkpoint, directory, max_to_keep):
@@ -127,45 +120,13 @@ def weights_finite(model):
     return bool(tf.reduce_all(tf.stack(checks)).numpy()) if checks else True
 
 
-class CheckpointCallback(keras.callbacks.Callback):
-    """Saves at the end of every epoch and every `every_steps` steps; never a non-finite state.
+def save_if_finite(manager, step, model, loss):
+    """Saves checkpoint `step` unless the loss or a weight is non-finite; returns its path or None.
 
-    On non-chief workers of a multi-worker run `manager` writes to a temporary directory (every
-    worker must take part in the save); only the chief's checkpoints are kept.
+    Skipping a non-finite state keeps the last good checkpoint the newest. On non-chief workers
+    of a multi-worker run `manager` writes to a temporary directory (every worker must take part
+    in the save); only the chief's are kept.
     """
-
-    def __init__(self, manager, every_steps=0, print_fn=print):
-        super().__init__()
-        self.manager = manager
-        self.every_steps = every_steps
-        self.print_fn = print_fn
-        self._last_saved = None
-        self.skipped = 0
-
-    def on_train_begin(self, logs=None):
-        if self._last_saved is None:
-            self._last_saved = global_step(self.model.optimizer)
-
-    def _save(self, logs):
-        step = global_step(self.model.optimizer)
-        if step == self._last_saved:
-            return None
-        loss = (logs or {}).get("loss")
-        finite_loss = loss is None or math.isfinite(float(loss))
-        if self.model.stop_training or not finite_loss or not weights_finite(self.model):
-            self.skipped += 1
-            self.print_fn(f"not saving step {step}: non-finite loss or weights; "
-                          f"keeping {self.manager.latest_checkpoint}")
-            return None
-        path = self.manager.save(checkpoint_number=step)
-        self._last_saved = step
-        return path
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.every_steps:
-            step = global_step(self.model.optimizer)
-            if step - self._last_saved >= self.every_steps:
-                self._save(logs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._save(logs)
+    if not math.isfinite(loss) or not weights_finite(model):
+        return None
+    return manager.save(checkpoint_number=step)

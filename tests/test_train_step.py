@@ -1,0 +1,187 @@
+"""The trainer's own step (inception_keras.training.steps) on tiny models, one device here;
+two replicas (clipping after the all-reduce, exact evaluation) in tests/test_train_step_mirrored.py.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from configs.base import TrainConfig  # noqa: E402
+from inception_keras.training import checkpoints, optimizers  # noqa: E402
+from inception_keras.training.ema import ExponentialMovingAverage  # noqa: E402
+from inception_keras.training.loss_scale import DynamicLossScale  # noqa: E402
+from inception_keras.training.steps import Counters, Steps  # noqa: E402
+
+CLASSES, BATCH = 4, 8
+
+
+def tiny_model(seed=0, batch_norm=True):
+    keras.utils.set_random_seed(seed)
+    image = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, use_bias=not batch_norm, name="conv")(image)
+    if batch_norm:
+        x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    main = keras.layers.Dense(CLASSES, activation="softmax", name="predictions")(x)
+    aux = keras.layers.Dense(CLASSES, activation="softmax", name="aux_predictions")(x)
+    return keras.Model(image, {"predictions": main, "aux_predictions": aux})
+
+
+def make_steps(model, *, optimizer="sgd", lr=0.1, clipnorm=None, ema=None, loss_scale=False,
+               jit_compile=False, strategy=None):
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        counters = Counters()
+        config = TrainConfig(optimizer=optimizer, momentum=0.9, epsilon=1e-7)
+        optimizer = optimizers.make_optimizer(config, lambda: tf.constant(lr))
+        optimizer.build(model.trainable_variables)
+        return Steps(model, optimizer, strategy, counters=counters,
+                     learning_rate=lambda: tf.constant(lr), global_batch_size=BATCH,
+                     num_classes=CLASSES, label_smoothing=0.1, aux_weight=0.4,
+                     clipnorm=clipnorm,
+                     ema=ExponentialMovingAverage(model, ema) if ema else None,
+                     loss_scale=DynamicLossScale() if loss_scale else None,
+                     jit_compile=jit_compile)
+
+
+def batches(seed=0, count=64):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(count * BATCH, 8, 8, 3)).astype("float32")
+    y = np.eye(CLASSES, dtype="float32")[rng.integers(0, CLASSES, count * BATCH)]
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)
+
+
+def weights_of(model):
+    return [w.numpy().copy() for w in model.weights]
+
+
+def test_multi_step_call_under_xla_matches_single_steps():
+    """2 calls of 3 steps, the replica step compiled by XLA == 6 one-step calls without XLA:
+    static shapes, no host ops, no Python side effects inside the step."""
+    fused = make_steps(tiny_model(seed=1), optimizer="rmsprop", lr=0.01, clipnorm=0.5, ema=0.9,
+                       jit_compile=True)
+    single = make_steps(tiny_model(seed=1), optimizer="rmsprop", lr=0.01, clipnorm=0.5, ema=0.9)
+    first, second = iter(batches()), iter(batches())
+    for _ in range(2):
+        fused.train(first, 3)
+    losses = [single.train(second, 1)["loss"] for _ in range(6)]
+    assert int(fused.counters.step.numpy()) == int(single.counters.step.numpy()) == 6
+    for a, b in zip(weights_of(fused.model), weights_of(single.model)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for a, b in zip(fused.ema.averages, single.ema.averages):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+    assert losses[0] != losses[-1]  # it trained
+
+
+def test_ema_follows_tensorflow_exponential_moving_average_with_warm_up():
+    model = tiny_model(seed=2)
+    ours = ExponentialMovingAverage(model, 0.999)
+    variables = [w.value for w in model.weights]
+    num_updates = tf.Variable(0, dtype=tf.int64)
+    reference = tf.train.ExponentialMovingAverage(0.999, num_updates=num_updates)
+    reference.apply(variables)
+    rng = np.random.default_rng(0)
+    for step in range(1, 6):
+        for v in variables:
+            v.assign(v + rng.normal(size=v.shape).astype("float32"))
+        num_updates.assign(step)
+        reference.apply(variables)
+        ours.update(tf.constant(step, tf.int64))
+    for average, v in zip(ours.averages, variables):
+        np.testing.assert_allclose(average.numpy(), reference.average(v).numpy(), rtol=1e-5,
+                                   atol=1e-6)
+    # after 5 steps the warm-up decay is (1+5)/(10+5) = 0.4, far from 0.999: the weights lead
+    assert not np.allclose(ours.averages[0].numpy(), variables[0].numpy())
+
+
+def test_ema_swaps_in_for_evaluation_and_back():
+    steps = make_steps(tiny_model(seed=3), lr=0.5, ema=0.5)
+    steps.train(iter(batches()), 3)
+    raw = weights_of(steps.model)
+    averages = [a.numpy().copy() for a in steps.ema.averages]
+    assert not all(np.allclose(a, b) for a, b in zip(raw, averages))
+    with steps.ema.swapped():
+        for got, want in zip(weights_of(steps.model), averages):
+            np.testing.assert_array_equal(got, want)
+    for got, want in zip(weights_of(steps.model), raw):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_mixed_float16_scales_the_loss_and_counts_skipped_steps():
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        steps = make_steps(tiny_model(seed=4), lr=0.05, loss_scale=True)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    data = iter(batches())
+    steps.train(data, 3)
+    assert all(np.all(np.isfinite(w)) for w in weights_of(steps.model))
+    assert int(steps.counters.skipped.numpy()) == 0
+    before = weights_of(steps.model)
+    steps.loss_scale.scale.assign(2.0 ** 60)  # the scaled float16 loss overflows: inf gradients
+    stats = steps.train(data, 1)
+    assert int(steps.counters.step.numpy()) == 4  # a skipped step is a step taken on data
+    assert int(steps.counters.skipped.numpy()) == 1
+    assert steps.loss_scale.scale.numpy() == 2.0 ** 59  # halved
+    assert np.isfinite(stats["loss"])
+    for a, b in zip(before, weights_of(steps.model)):  # no update, BN statistics aside
+        if a.shape != (4,):
+            np.testing.assert_array_equal(a, b)
+    steps.loss_scale.scale.assign(2.0 ** 10)
+    steps.train(data, 2)
+    assert int(steps.counters.step.numpy()) == 6 and int(steps.counters.skipped.numpy()) == 1
+    assert not np.array_equal(before[0], weights_of(steps.model)[0])
+
+
+def test_checkpoint_restores_weights_optimizer_counters_and_ema(tmp_path):
+    steps = make_steps(tiny_model(seed=5), optimizer="rmsprop", lr=0.01, ema=0.9)
+    steps.train(iter(batches()), 3)
+    checkpoint = checkpoints.make_checkpoint(model=steps.model, optimizer=steps.optimizer,
+                                             counters=steps.counters, ema=steps.ema)
+    manager = checkpoints.make_manager(checkpoint, str(tmp_path), 2)
+    assert checkpoints.save_if_finite(manager, 3, steps.model, 1.0).endswith("ckpt-3")
+
+    fresh = make_steps(tiny_model(seed=6), optimizer="rmsprop", lr=0.01, ema=0.9)
+    restored = checkpoints.restore_latest(
+        checkpoints.make_checkpoint(model=fresh.model, optimizer=fresh.optimizer,
+                                    counters=fresh.counters, ema=fresh.ema), str(tmp_path))
+    assert restored.endswith("ckpt-3") and int(fresh.counters.step.numpy()) == 3
+    pairs = list(zip(steps.model.weights, fresh.model.weights))
+    pairs += list(zip(steps.optimizer.variables, fresh.optimizer.variables))
+    pairs += list(zip(steps.ema.averages, fresh.ema.averages))
+    for a, b in pairs:
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_non_finite_loss_or_weights_keep_the_last_good_checkpoint(tmp_path):
+    steps = make_steps(tiny_model(seed=7))
+    manager = checkpoints.make_manager(
+        checkpoints.make_checkpoint(model=steps.model, counters=steps.counters), str(tmp_path), 5)
+    good = checkpoints.save_if_finite(manager, 1, steps.model, 0.5)
+    assert checkpoints.save_if_finite(manager, 2, steps.model, float("nan")) is None
+    steps.model.weights[0].assign(tf.fill(steps.model.weights[0].shape, np.nan))
+    assert checkpoints.save_if_finite(manager, 3, steps.model, 0.5) is None
+    assert manager.latest_checkpoint == good
+
+
+@pytest.mark.parametrize("examples", [37, 40])
+def test_evaluation_scores_every_example_once(examples):
+    from inception_keras.data.pipeline import _pad_forever
+
+    rng = np.random.default_rng(examples)
+    x = rng.normal(size=(examples, 8, 8, 3)).astype("float32")
+    y = np.eye(CLASSES, dtype="float32")[rng.integers(0, CLASSES, examples)]
+    masked = _pad_forever(tf.data.Dataset.from_tensor_slices((x, y))).batch(BATCH,
+                                                                           drop_remainder=True)
+    steps = make_steps(tiny_model(seed=8))
+    results = steps.evaluate(masked)
+    probabilities = steps.model.predict(x, verbose=0)["predictions"]
+    assert results["examples"] == examples
+    assert results["top1"] == pytest.approx(np.mean(probabilities.argmax(1) == y.argmax(1)))
+    limited = steps.evaluate(masked, max_steps=2)
+    assert limited["examples"] == 2 * BATCH
