@@ -23,6 +23,8 @@ import keras
 import numpy as np
 
 from inception_keras import build_inception_v3
+from inception_keras.imagenet_classes import IMAGENET_NUM_CLASSES
+from inception_keras.models import AUX_PREDICTIONS, PREDICTIONS
 
 
 def build_pair(precision, size):
@@ -32,7 +34,7 @@ def build_pair(precision, size):
     with_aux = build_inception_v3(input_shape=(size, size, 3))
     keras.config.set_dtype_policy("float32")
     for model in (ours, theirs, with_aux):
-        loss = {"predictions": "categorical_crossentropy", "aux_predictions": "categorical_crossentropy"}
+        loss = {PREDICTIONS: "categorical_crossentropy", AUX_PREDICTIONS: "categorical_crossentropy"}
         model.compile(
             optimizer=keras.optimizers.RMSprop(0.045, rho=0.9, momentum=0.9, epsilon=1.0),
             loss=loss if model is with_aux else "categorical_crossentropy",
@@ -41,7 +43,7 @@ def build_pair(precision, size):
 
 
 def step_seconds(model, mode, x, y):
-    targets = {"predictions": y, "aux_predictions": y} if len(model.outputs) == 2 else y
+    targets = {PREDICTIONS: y, AUX_PREDICTIONS: y} if len(model.outputs) == 2 else y
     start = time.perf_counter()
     if mode == "train":
         model.train_on_batch(x, targets)
@@ -73,7 +75,8 @@ def main():
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (args.batch, args.size, args.size, 3)).astype("float32")
-    y = keras.utils.to_categorical(rng.integers(0, 1000, args.batch), 1000)
+    labels = rng.integers(0, IMAGENET_NUM_CLASSES, args.batch)
+    y = keras.utils.to_categorical(labels, IMAGENET_NUM_CLASSES)
     ratios = {}
     for precision, tag in (("float32", "fp32"), ("mixed_bfloat16", "bf16")):
         models = build_pair(precision, args.size)

@@ -11,7 +11,6 @@ import sys
 
 import grpc
 import tensorflow as tf
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 
@@ -23,12 +22,8 @@ def build_request(encoded_images, model_name="inception_v3", signature_name="ser
     request.model_spec.signature_name = signature_name
     if version is not None:
         request.model_spec.version.value = version
-    shape = tensor_shape_pb2.TensorShapeProto(
-        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(encoded_images))]
-    )
     request.inputs["image_bytes"].CopyFrom(
-        tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, tensor_shape=shape,
-                               string_val=list(encoded_images))
+        tf.make_tensor_proto(list(encoded_images), dtype=tf.string, shape=[len(encoded_images)])
     )
     return request
 

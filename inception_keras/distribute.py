@@ -17,7 +17,7 @@ import tempfile
 
 import tensorflow as tf
 
-STRATEGIES = ("tpu", "mirrored", "multi_worker", "one_device", "cpu")
+from inception_keras.choices import STRATEGIES
 
 
 class StrategyError(RuntimeError):

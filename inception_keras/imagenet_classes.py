@@ -8,6 +8,11 @@ from keras import ops
 
 CLASSES_FILE = "imagenet2012_classes.tsv"
 
+# ImageNet-1k (ILSVRC 2012): its classes and the examples of its two labelled splits.
+IMAGENET_NUM_CLASSES = 1000
+IMAGENET_NUM_TRAIN_EXAMPLES = 1_281_167
+IMAGENET_NUM_EVAL_EXAMPLES = 50_000
+
 
 @functools.cache
 def imagenet_class_names():

@@ -6,7 +6,8 @@ import keras
 from keras import layers
 
 from inception_keras import weights as weights_lib
-from inception_keras.models import canonical, table1
+from inception_keras.imagenet_classes import IMAGENET_NUM_CLASSES
+from inception_keras.models import AUX_PREDICTIONS, PREDICTIONS, canonical, table1
 
 MIN_SIZE = 75
 DEFAULT_SIZE = 299
@@ -20,7 +21,7 @@ def build_inception_v3(
     input_tensor=None,
     input_shape=None,
     pooling=None,
-    classes=1000,
+    classes=IMAGENET_NUM_CLASSES,
     classifier_activation="softmax",
     include_aux=True,
     dropout_rate=None,
@@ -89,9 +90,9 @@ def inference_model(model):
 
     A model without an auxiliary output is returned as it is.
     """
-    if not any(layer.name == "aux_predictions" for layer in model.layers):
+    if not any(layer.name == AUX_PREDICTIONS for layer in model.layers):
         return model
-    return keras.Model(model.inputs, model.get_layer("predictions").output, name=model.name)
+    return keras.Model(model.inputs, model.get_layer(PREDICTIONS).output, name=model.name)
 
 
 def _graph(image, include_top, include_aux, *, pooling, classes, classifier_activation,
@@ -109,7 +110,7 @@ def _graph(image, include_top, include_aux, *, pooling, classes, classifier_acti
     x, aux = module.backbone(image, style, aux_fn)
     if include_top:
         x = module.classifier(x, classes, classifier_activation, dropout_rate, head_dtype)
-        return {"predictions": x, "aux_predictions": aux} if include_aux else x
+        return {PREDICTIONS: x, AUX_PREDICTIONS: aux} if include_aux else x
     if pooling == "avg":
         return layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if pooling == "max":
@@ -183,10 +184,11 @@ def _check_arguments(*, include_top, weights, input_shape, input_tensor, pooling
                 "weights='imagenet' exist only for variant='canonical' with depth_multiplier=1.0; "
                 f"received variant={variant!r}, depth_multiplier={depth_multiplier}."
             )
-        if include_top and classes != 1000:
+        if include_top and classes != IMAGENET_NUM_CLASSES:
             raise ValueError(
-                "weights='imagenet' with include_top=True has 1000 classes; received "
-                f"classes={classes}. Use classes=1000, or include_top=False with your own head."
+                f"weights='imagenet' with include_top=True has {IMAGENET_NUM_CLASSES} classes; "
+                f"received classes={classes}. Use classes={IMAGENET_NUM_CLASSES}, or "
+                "include_top=False with your own head."
             )
         if include_top and classifier_activation not in (None, "softmax"):
             raise ValueError(
@@ -207,6 +209,6 @@ def _load_pretrained(model, weights, include_top, shape, graph_kwargs):
             image = layers.Input(shape=(None, None, shape[-1]))
             kwargs = dict(graph_kwargs, pooling=None)
             if not include_top:
-                kwargs["classes"] = 1000
+                kwargs["classes"] = IMAGENET_NUM_CLASSES
             return keras.Model(image, _graph(image, twin_top, False, **kwargs))
     weights_lib.load_weights(model, os.fspath(weights), twin_factory)

@@ -5,6 +5,8 @@ import os
 import h5py
 import keras
 
+from inception_keras.models import PREDICTIONS
+
 KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
 KERAS_WEIGHTS_FILES = {
     # include_top -> (file name, md5 as published by keras.applications)
@@ -87,7 +89,7 @@ def load_weights(model, path, twin_factory):
 def _twin_tops(model, twin_factory):
     if twin_factory is None:
         return ()
-    has_top = any(layer.name == "predictions" for layer in model.layers)
+    has_top = any(layer.name == PREDICTIONS for layer in model.layers)
     # A model with a classifier needs one from the file; a feature extractor can use either file.
     return (True,) if has_top else (True, False)
 

@@ -5,9 +5,7 @@ import os
 from inception_keras.data.errors import DataError
 from inception_keras.data.folder import folder_class_names
 from inception_keras.export.errors import ExportError
-from inception_keras.imagenet_classes import imagenet_label_names
-
-IMAGENET_CLASSES = 1000
+from inception_keras.imagenet_classes import IMAGENET_NUM_CLASSES, imagenet_label_names
 
 
 def resolve_class_names(class_names, num_classes):
@@ -17,7 +15,7 @@ def resolve_class_names(class_names, num_classes):
     a model trained on an image folder must be given that folder's names.
     """
     if class_names is None:
-        if num_classes == IMAGENET_CLASSES:
+        if num_classes == IMAGENET_NUM_CLASSES:
             return imagenet_label_names()
         return tuple(f"class_{index}" for index in range(num_classes))
     if isinstance(class_names, (str, bytes)) or not all(isinstance(n, str) for n in class_names):

@@ -1,7 +1,6 @@
 """`export_saved_model`: a Keras classifier -> `<export_dir>/<model_name>/<version>/` for TF Serving."""
 
 import os
-import shutil
 
 from inception_keras.export.errors import ExportError
 from inception_keras.export.signatures import build_archive
@@ -50,13 +49,10 @@ def export_saved_model(
     spec = serving_spec(model, class_names=class_names, top_k=top_k, image_size=image_size)
     base = _model_base_dir(export_dir, model_name)
     version = next_version(base) if version is None else check_new_version(base, version)
-    temp_dir = reserve_temp_dir(base)
-    try:
+    with reserve_temp_dir(base) as temp_dir:
         build_archive(spec).write_out(temp_dir, verbose=False)
         write_warmup_file(temp_dir, model_name, spec.image_size, warmup_images)
         return publish(temp_dir, base, version)
-    finally:
-        shutil.rmtree(temp_dir, ignore_errors=True)  # gone already after a successful publish
 
 
 def _model_base_dir(export_dir, model_name):

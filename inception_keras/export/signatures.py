@@ -1,9 +1,10 @@
 """The two serving signatures, built explicitly with `keras.export.ExportArchive`.
 
-Keras 3's `model.export` renames inputs and outputs and fails on multi-output models
-(keras#19458, #19771, #21258), so each signature is a function with named inputs and a dict
-of named outputs. Both take and return float32 whatever the model's dtype policy, and run the
-model with `training=False` (BatchNorm moving statistics, no Dropout).
+What Keras' own `model.export` writes depends on its release: Keras 3.15 names a single output
+`output_0`, and earlier Keras 3 releases also renamed inputs and failed on multi-output models
+(keras#19458, #19771, #21258). So each signature here is a function with named inputs and a
+dict of named outputs. Both take and return float32 whatever the model's dtype policy, and run
+the model with `training=False` (BatchNorm moving statistics, no Dropout).
 """
 
 import dataclasses

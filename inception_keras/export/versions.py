@@ -8,8 +8,8 @@ half-written version. Temporary names start with a dot and are never integers.
 import os
 import shutil
 import socket
-import tempfile
 
+from inception_keras.atomic import publish_dir, staging_dir
 from inception_keras.export.errors import ExportError
 
 TEMP_PREFIX = ".incomplete-"
@@ -44,10 +44,12 @@ def check_new_version(base, version):
 
 
 def reserve_temp_dir(base):
-    """A fresh temporary folder inside `base`, after removing those of dead exports."""
+    """A context: a fresh temporary folder inside `base`, after removing those of dead exports.
+
+    The folder is removed on leaving the block unless `publish` moved it into place.
+    """
     remove_stale_temp_dirs(base)
-    prefix = f"{TEMP_PREFIX}{socket.gethostname()}-{os.getpid()}-"
-    return tempfile.mkdtemp(prefix=prefix, dir=base)
+    return staging_dir(base, prefix=f"{TEMP_PREFIX}{socket.gethostname()}-{os.getpid()}-")
 
 
 def remove_stale_temp_dirs(base):
@@ -67,7 +69,7 @@ def publish(temp_dir, base, version):
     final = os.path.join(base, str(version))
     check_new_version(base, version)
     try:
-        os.rename(temp_dir, final)
+        publish_dir(temp_dir, final)
     except OSError as error:
         raise ExportError(
             f"could not move the export into {final} ({error.strerror}); another export may "

@@ -11,6 +11,7 @@ import math
 
 from keras import initializers, layers
 
+from inception_keras.models import AUX_PREDICTIONS, PREDICTIONS
 from inception_keras.models.layers import ConvStyle, conv_bn, reduced_pool_size
 
 
@@ -115,13 +116,13 @@ def aux_head(x, s, classes, activation, dropout_rate, head_dtype):
     x = conv_bn(x, s, 1024, 1, "aux_conv")
     x = layers.GlobalAveragePooling2D(name="aux_gap")(x)
     x = layers.Dropout(dropout_rate, name="aux_dropout")(x)
-    return torch_linear(classes, x.shape[-1], activation, head_dtype, "aux_predictions")(x)
+    return torch_linear(classes, x.shape[-1], activation, head_dtype, AUX_PREDICTIONS)(x)
 
 
 def classifier(x, classes, activation, dropout_rate, head_dtype):
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers.Dropout(dropout_rate, name="top_dropout")(x)
-    return torch_linear(classes, x.shape[-1], activation, head_dtype, "predictions")(x)
+    return torch_linear(classes, x.shape[-1], activation, head_dtype, PREDICTIONS)(x)
 
 
 def backbone(x, s, aux_fn=None):

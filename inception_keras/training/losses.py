@@ -6,7 +6,7 @@ Both heads output softmax probabilities (float32 even under mixed precision), so
 
 import keras
 
-MAIN, AUX = "predictions", "aux_predictions"
+from inception_keras.models import AUX_PREDICTIONS, PREDICTIONS
 
 
 def make_losses(*, include_aux, label_smoothing, aux_weight):
@@ -16,8 +16,8 @@ def make_losses(*, include_aux, label_smoothing, aux_weight):
 
     if not include_aux:
         return cross_entropy("loss"), None
-    losses = {MAIN: cross_entropy("main_loss"), AUX: cross_entropy("aux_loss")}
-    return losses, {MAIN: 1.0, AUX: aux_weight}
+    losses = {PREDICTIONS: cross_entropy("main_loss"), AUX_PREDICTIONS: cross_entropy("aux_loss")}
+    return losses, {PREDICTIONS: 1.0, AUX_PREDICTIONS: aux_weight}
 
 
 def make_metrics(*, include_aux, num_classes):
@@ -26,14 +26,14 @@ def make_metrics(*, include_aux, num_classes):
         keras.metrics.CategoricalAccuracy(name="top1"),
         keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),
     ]
-    return {MAIN: metrics} if include_aux else metrics
+    return {PREDICTIONS: metrics} if include_aux else metrics
 
 
 def targets_for(include_aux):
     """A `dataset.map` function turning (images, one_hot) into the model's (inputs, targets)."""
     def to_targets(images, labels):
         if include_aux:
-            return images, {MAIN: labels, AUX: labels}
+            return images, {PREDICTIONS: labels, AUX_PREDICTIONS: labels}
         return images, labels
 
     return to_targets
@@ -41,7 +41,7 @@ def targets_for(include_aux):
 
 def metric_value(logs, name):
     """logs['predictions_top1'] or logs['top1'] (single-head models), else None."""
-    for key in (f"{MAIN}_{name}", name, f"val_{MAIN}_{name}"):
+    for key in (f"{PREDICTIONS}_{name}", name, f"val_{PREDICTIONS}_{name}"):
         if key in logs:
             return float(logs[key])
     return None

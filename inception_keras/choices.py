@@ -1,0 +1,11 @@
+"""The names a training config chooses from, defined once for `configs/` and the library.
+
+No TensorFlow here (nor anywhere `import inception_keras.choices` reaches), so `configs/` can
+validate a recipe without importing it.
+"""
+
+# `inception_keras.distribute.make_strategy` builds each of these.
+STRATEGIES = ("tpu", "mirrored", "multi_worker", "one_device", "cpu")
+
+# `inception_keras.training.schedules` ramps the learning rate up in each of these ways.
+WARMUPS = ("none", "linear", "tpu_reference")
