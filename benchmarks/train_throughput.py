@@ -38,7 +38,7 @@ import tensorflow as tf  # noqa: E402
 
 import inception_keras.data as data  # noqa: E402
 from configs import get_config  # noqa: E402
-from inception_keras import distribute  # noqa: E402
+from inception_keras.training import distribute  # noqa: E402
 from trainers import imagenet  # noqa: E402
 
 

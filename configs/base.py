@@ -18,11 +18,10 @@ import json
 import typing
 from typing import Optional
 
-from inception_keras.choices import STRATEGIES, WARMUPS  # TF-free
+from inception_keras.choices import COLOR_DISTORTIONS, STRATEGIES, WARMUPS  # TF-free
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
-COLOR_DISTORTIONS = ("none", "slim_fast", "tpu_fast")  # = ...data.preprocessing.COLOR_DISTORTIONS
 
 
 class ConfigError(ValueError):

@@ -9,10 +9,10 @@ import importlib
 __version__ = "0.1.0"  # the package version: pyproject.toml reads it from here
 
 _PUBLIC = {
-    "build_inception_v3": "inception_keras.model",
+    "build_inception_v3": "inception_keras.models.inception_v3",
     "decode_predictions": "inception_keras.imagenet_classes",
     "imagenet_class_names": "inception_keras.imagenet_classes",
-    "inference_model": "inception_keras.model",
+    "inference_model": "inception_keras.models.inception_v3",
     "preprocess_input": "inception_keras.imagenet_classes",
 }
 __all__ = sorted(_PUBLIC)

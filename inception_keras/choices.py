@@ -4,8 +4,11 @@ No TensorFlow here (nor anywhere `import inception_keras.choices` reaches), so `
 validate a recipe without importing it.
 """
 
-# `inception_keras.distribute.make_strategy` builds each of these.
+# `inception_keras.training.distribute.make_strategy` builds each of these.
 STRATEGIES = ("tpu", "mirrored", "multi_worker", "one_device", "cpu")
 
 # `inception_keras.training.schedules` ramps the learning rate up in each of these ways.
 WARMUPS = ("none", "linear", "tpu_reference")
+
+# `inception_keras.data.preprocessing` distorts training colours in each of these ways.
+COLOR_DISTORTIONS = ("none", "slim_fast", "tpu_fast")

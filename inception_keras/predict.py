@@ -150,9 +150,9 @@ class WeightsClassifier:
     """A 1000-class ImageNet Inception-v3 built from a Keras weights file, at 299 x 299."""
 
     def __init__(self, path):
-        from inception_keras import weights as weights_lib
+        from inception_keras.models import weights as weights_lib
         from inception_keras.imagenet_classes import imagenet_label_names
-        from inception_keras.model import build_inception_v3, inference_model
+        from inception_keras.models.inception_v3 import build_inception_v3, inference_model
 
         self.path = path
         try:

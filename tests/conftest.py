@@ -1,12 +1,89 @@
-"""Shared fixtures: tiny encoded images and ImageNet-format TFRecord shards written by the tests."""
+"""Shared fixtures, and a hermetic environment for every test and every subprocess it starts.
 
+At import, before TensorFlow or Keras is imported, HOME, XDG_CACHE_HOME, KERAS_HOME,
+TFDS_DATA_DIR and INCEPTION_KERAS_CACHE point into one temporary folder for the session (removed
+when the session ends, or by a later session if this one was killed). Subprocesses (CLI tests)
+inherit them, so no test reads or writes the user's ~/.keras, ~/.cache/inception_keras or
+~/tensorflow_datasets. Fixtures for every test file: `smoke_dataset` (the product's smoke set,
+built once per session), `tiny_two_head_model` (a small model shaped like the trainer's),
+`encoded_image` and `write_shards`.
+"""
+
+import glob
 import os
+import shutil
+import tempfile
 
+_PREFIX = "inception_keras_tests_"
+
+
+def _remove_dirs_of_dead_sessions():
+    """Session folders of test runs that were killed before they could remove their own."""
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), f"{_PREFIX}*-*")):
+        pid = os.path.basename(path)[len(_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+if os.path.isdir("/proc/self"):
+    _remove_dirs_of_dead_sessions()
+SESSION_DIR = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")
+SESSION_ENV = {
+    "HOME": os.path.join(SESSION_DIR, "home"),
+    "XDG_CACHE_HOME": os.path.join(SESSION_DIR, "home", ".cache"),
+    "KERAS_HOME": os.path.join(SESSION_DIR, "keras"),
+    "TFDS_DATA_DIR": os.path.join(SESSION_DIR, "tensorflow_datasets"),
+    "INCEPTION_KERAS_CACHE": os.path.join(SESSION_DIR, "inception_keras_cache"),
+}
+for _name, _path in SESSION_ENV.items():
+    os.makedirs(_path, exist_ok=True)
+    os.environ[_name] = _path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np
-import pytest
-import tensorflow as tf
+import keras  # noqa: E402  (after the environment above)
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def smoke_dataset():
+    """The product's smoke dataset, built once per session in the session's cache; its folder.
+
+    CLI tests that run the smoke recipe find it there through the inherited
+    INCEPTION_KERAS_CACHE instead of each building it.
+    """
+    from inception_keras.data import ensure_smoke_dataset
+
+    return ensure_smoke_dataset(os.environ["INCEPTION_KERAS_CACHE"])
+
+
+def two_head_classifier(classes=3, size=32, seed=0, batch_norm=True):
+    """A tiny classifier shaped like `build_inception_v3`'s model: an image input and the outputs
+    `predictions` and `aux_predictions` (softmax), with a conv, a BatchNorm (unless
+    `batch_norm=False`; the conv has a bias only then) and a pooling layer."""
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    image = keras.Input((size, size, 3), name="image")
+    x = keras.layers.Conv2D(4, 3, use_bias=not batch_norm, name="conv")(image)
+    if batch_norm:
+        x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(image, {
+        "predictions": keras.layers.Dense(classes, "softmax", name="predictions")(x),
+        "aux_predictions": keras.layers.Dense(classes, "softmax", name="aux_predictions")(x),
+    })
+
+
+@pytest.fixture(scope="session")
+def tiny_two_head_model():
+    """tiny_two_head_model(classes=3, size=32, seed=0, batch_norm=True) -> a new small two-output keras.Model
+    (fast to build, train and export; `seed=None` leaves the global random seed alone)."""
+    return two_head_classifier
 
 
 def _encode(image, image_format):

@@ -69,7 +69,3 @@ def test_dataset_that_is_not_image_classification_is_an_error(mock_tfds):
     with pytest.raises(DataError, match="imdb_reviews"):
         tfds_dataset("imdb_reviews", "train", image_size=SIZE, is_training=True)
 
-
-def test_imagenet2012_without_its_manual_download_is_an_error(tmp_path):
-    with pytest.raises(DataError, match=f"imagenet2012.*{tmp_path}/downloads/manual"):
-        dataset_info("tfds:imagenet2012", str(tmp_path))

@@ -1,4 +1,9 @@
-"""Export a small trained Inception-v3, reload it and call both signatures on real image files."""
+"""Export, reload and call both signatures on real image files.
+
+The format (folders, signatures, warm-up records, the README's REST request, the gRPC example) is
+checked on a tiny two-head model (fast); that serving gives the Keras model's answers, the graph's
+ops and `saved_model_cli` on a small trained Inception-v3 (slow).
+"""
 
 import os
 
@@ -16,8 +21,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.core.protobuf import saved_model_pb2
-from tensorflow.python.framework import op_def_registry
+from tensorflow.core.protobuf import saved_model_pb2  # the SavedModel proto; not under tf.*
 from tensorflow_serving.apis import prediction_log_pb2
 
 from inception_keras import build_inception_v3, inference_model
@@ -54,17 +58,36 @@ def trained_model():
     return model
 
 
-@pytest.fixture(scope="module")
-def export_path(trained_model, tmp_path_factory):
+def export_colours(model, tmp_path_factory):
     export_dir = tmp_path_factory.mktemp("saved_models")
     return export_saved_model(
-        trained_model, export_dir, model_name="colours", class_names=CLASS_NAMES, top_k=TOP_K
+        model, export_dir, model_name="colours", class_names=CLASS_NAMES, top_k=TOP_K
     )
+
+
+@pytest.fixture(scope="module")
+def export_path(trained_model, tmp_path_factory):
+    return export_colours(trained_model, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def loaded(export_path):
     return tf.saved_model.load(export_path)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_two_head_model):
+    return tiny_two_head_model(classes=len(CLASS_NAMES), size=SIZE)
+
+
+@pytest.fixture(scope="module")
+def tiny_export_path(tiny_model, tmp_path_factory):
+    return export_colours(tiny_model, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def tiny_loaded(tiny_export_path):
+    return tf.saved_model.load(tiny_export_path)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +128,8 @@ def keras_probabilities(model, encoded_images):
     return inference_model(model)(batch, training=False).numpy()
 
 
-def test_version_folder_holds_a_complete_saved_model(export_path):
+def test_version_folder_holds_a_complete_saved_model(tiny_export_path):
+    export_path = tiny_export_path
     base = os.path.dirname(export_path)
     assert os.path.basename(export_path) == "1"
     assert os.path.basename(base) == "colours"
@@ -114,15 +138,25 @@ def test_version_folder_holds_a_complete_saved_model(export_path):
         assert os.path.exists(os.path.join(export_path, name)), name
 
 
-def test_checkpoint_holds_each_inference_weight_once(export_path, trained_model):
+@pytest.mark.parametrize("which", ["tiny", pytest.param("inception", marks=pytest.mark.slow)])
+def test_checkpoint_holds_each_inference_weight_once(request, which):
     """The aux head is dropped and no weight is stored twice."""
+    model, export_path = exported(request, which)
     reader = tf.train.load_checkpoint(os.path.join(export_path, "variables", "variables"))
     shapes = reader.get_variable_to_shape_map()
     stored = sum(int(np.prod(shape)) for key, shape in shapes.items() if key != "_CHECKPOINTABLE_OBJECT_GRAPH")
-    assert stored == inference_model(trained_model).count_params() < trained_model.count_params()
+    assert stored == inference_model(model).count_params() < model.count_params()
 
 
-def test_signatures_have_named_float32_and_string_tensors(loaded):
+def exported(request, which):
+    """(model, export path) of the tiny model or of the trained Inception-v3."""
+    if which == "tiny":
+        return request.getfixturevalue("tiny_model"), request.getfixturevalue("tiny_export_path")
+    return request.getfixturevalue("trained_model"), request.getfixturevalue("export_path")
+
+
+def test_signatures_have_named_float32_and_string_tensors(tiny_loaded):
+    loaded = tiny_loaded
     serving = loaded.signatures["serving_default"]
     assert serving.structured_input_signature[1] == {
         "image_bytes": tf.TensorSpec([None], tf.string, name="image_bytes")
@@ -139,6 +173,7 @@ def test_signatures_have_named_float32_and_string_tensors(loaded):
     assert pixels.structured_outputs["probabilities"].shape.as_list() == [None, len(CLASS_NAMES)]
 
 
+@pytest.mark.slow  # the trained Inception-v3
 def test_serving_default_gives_the_keras_top1_on_image_files(loaded, trained_model, image_files):
     encoded = list(image_files.values())
     result = loaded.signatures["serving_default"](image_bytes=tf.constant(encoded))
@@ -152,6 +187,7 @@ def test_serving_default_gives_the_keras_top1_on_image_files(loaded, trained_mod
     assert names == [[CLASS_NAMES[i] for i in row] for row in classes]
 
 
+@pytest.mark.slow  # the trained Inception-v3
 def test_predict_images_gives_keras_probabilities_on_pixels(loaded, trained_model, image_files):
     pixels = tf.stack([
         tf.image.resize(tf.io.decode_image(image_files[name], channels=3), [SIZE, SIZE])
@@ -163,15 +199,17 @@ def test_predict_images_gives_keras_probabilities_on_pixels(loaded, trained_mode
     np.testing.assert_allclose(result.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_non_image_bytes_raise_invalid_argument_and_the_model_keeps_serving(loaded, image_files):
-    serve = loaded.signatures["serving_default"]
+def test_non_image_bytes_raise_invalid_argument_and_the_model_keeps_serving(tiny_loaded, image_files):
+    serve = tiny_loaded.signatures["serving_default"]
     for batch in ([b"not an image"], [image_files["colour.jpg"], b""]):
         with pytest.raises(tf.errors.InvalidArgumentError, match="image"):
             serve(image_bytes=tf.constant(batch))
     assert serve(image_bytes=tf.constant([image_files["colour.jpg"]]))["classes"].shape == (1, TOP_K)
 
 
-def test_graph_uses_only_stock_tensorflow_ops(export_path):
+@pytest.mark.parametrize("which", ["tiny", pytest.param("inception", marks=pytest.mark.slow)])
+def test_graph_uses_only_stock_tensorflow_ops(request, which):
+    _, export_path = exported(request, which)
     saved_model = saved_model_pb2.SavedModel.FromString(
         pathlib.Path(export_path, "saved_model.pb").read_bytes()
     )
@@ -179,7 +217,8 @@ def test_graph_uses_only_stock_tensorflow_ops(export_path):
     ops = {node.op for node in graph.node}
     ops |= {node.op for function in graph.library.function for node in function.node_def}
     assert not ops & {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
-    assert [op for op in sorted(ops) if op_def_registry.get(op) is None] == []
+    # tf.raw_ops has a function for every op built into TensorFlow (not for custom ops).
+    assert [op for op in sorted(ops) if not hasattr(tf.raw_ops, op)] == []
     assert "DecodeAndCropJpeg" in ops and "TopKV2" in ops  # preprocessing and top-k in the graph
 
 
@@ -191,7 +230,8 @@ def read_warmup_logs(export_path):
     ]
 
 
-def test_warmup_records_are_predict_logs_the_signatures_accept(export_path, loaded):
+def test_warmup_records_are_predict_logs_the_signatures_accept(tiny_export_path, tiny_loaded):
+    export_path, loaded = tiny_export_path, tiny_loaded
     logs = read_warmup_logs(export_path)
     assert 1 <= len(logs) <= 1000
     assert {log.predict_log.request.model_spec.signature_name for log in logs} == set(loaded.signatures)
@@ -209,6 +249,7 @@ def test_warmup_records_are_predict_logs_the_signatures_accept(export_path, load
         assert outputs["probabilities"].shape[0] == len(next(iter(inputs.values())))
 
 
+@pytest.mark.slow  # a subprocess that imports TensorFlow
 def test_saved_model_cli_run_on_serving_default(export_path, loaded, image_files, tmp_path):
     batch = np.array([image_files["colour.jpg"], image_files["yellow.png"]], dtype=object)
     np.save(tmp_path / "batch.npy", batch)
@@ -249,7 +290,8 @@ def rest_row_format_inputs(request, signature):
     return {name: tf.constant([value(row) for row in request["instances"]], dtype=spec.dtype)}
 
 
-def test_readme_rest_request_decodes_into_the_signature_input(loaded, image_files):
+def test_readme_rest_request_decodes_into_the_signature_input(tiny_loaded, image_files):
+    loaded = tiny_loaded
     doc = serving_doc()
     template = re.search(r"""printf '(\{"instances".*?\})'""", doc).group(1)
     assert re.search(r"curl .*-d @request\.json .*/v1/models/inception_v3:predict", doc)
@@ -270,7 +312,8 @@ def load_grpc_example():
     return client
 
 
-def test_grpc_example_builds_a_predict_request_the_signature_accepts(loaded, image_files):
+def test_grpc_example_builds_a_predict_request_the_signature_accepts(tiny_loaded, image_files):
+    loaded = tiny_loaded
     client = load_grpc_example()
     encoded = [image_files["colour.jpg"], image_files["grey.jpg"]]
     request = client.build_request(encoded, model_name="colours")
@@ -284,8 +327,9 @@ def test_grpc_example_builds_a_predict_request_the_signature_accepts(loaded, ima
     )
 
 
-def test_grpc_example_talks_to_a_prediction_service(loaded, image_files, tmp_path, capsys):
+def test_grpc_example_talks_to_a_prediction_service(tiny_loaded, image_files, tmp_path, capsys):
     """End to end over a real gRPC channel, to a PredictionService backed by the SavedModel."""
+    loaded = tiny_loaded
     client = load_grpc_example()
     from concurrent import futures
 

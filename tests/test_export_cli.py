@@ -7,7 +7,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import subprocess
 import sys
 
-import keras
 import pytest
 import tensorflow as tf
 
@@ -23,19 +22,14 @@ def run_cli(*args):
 
 
 @pytest.fixture(scope="module")
-def keras_file(tmp_path_factory):
+def keras_file(tiny_two_head_model, tmp_path_factory):
     """A two-output classifier (like the trainer's model) saved as .keras."""
-    image = keras.Input((32, 32, 3), name="image")
-    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(image))
-    model = keras.Model(image, {
-        "predictions": keras.layers.Dense(3, "softmax", name="predictions")(features),
-        "aux_predictions": keras.layers.Dense(3, "softmax", name="aux_predictions")(features),
-    })
     path = tmp_path_factory.mktemp("model") / "model.keras"
-    model.save(path)
+    tiny_two_head_model(classes=3).save(path)
     return str(path)
 
 
+@pytest.mark.slow  # two subprocesses that import TensorFlow
 def test_cli_exports_a_keras_file_with_folder_class_names_then_refuses_that_version(
     keras_file, tmp_path
 ):

@@ -119,14 +119,13 @@ def test_export_dir_that_is_a_file_is_an_export_error(tmp_path):
         export_saved_model(classifier(3), tmp_path / "saved_models")
 
 
-def test_mixed_bfloat16_model_serves_float32(tmp_path):
+@pytest.mark.slow  # builds and exports an Inception-v3
+def test_mixed_bfloat16_inception_serves_float32_keras_answers(tmp_path):
     keras.config.set_dtype_policy("mixed_bfloat16")  # as the trainer leaves it when it exports
     try:
         keras.utils.set_random_seed(0)
         model = build_inception_v3(input_shape=(75, 75, 3), classes=5, depth_multiplier=0.1)
         path = export_saved_model(model, tmp_path, top_k=2)
-        plain = classifier(3)  # its head computes in bfloat16
-        plain_path = export_saved_model(plain, tmp_path, model_name="plain")
     finally:
         keras.config.set_dtype_policy("float32")
     loaded = tf.saved_model.load(path)
@@ -139,7 +138,19 @@ def test_mixed_bfloat16_model_serves_float32(tmp_path):
     expected = tf.cast(inference_model(model)(batch, training=False), tf.float32).numpy()
     np.testing.assert_array_equal(result["classes"].numpy()[:, 0], expected.argmax(axis=1))
     np.testing.assert_allclose(result["probabilities"].numpy()[:, 0], expected.max(axis=1), atol=1e-2)
+
+
+def test_a_bfloat16_head_is_served_float32(tmp_path):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        plain = classifier(3)  # its head computes in bfloat16
+        plain_path = export_saved_model(plain, tmp_path, model_name="plain")
+    finally:
+        keras.config.set_dtype_policy("float32")
     assert plain.outputs[0].dtype == "bfloat16"
-    plain_signature = tf.saved_model.load(plain_path).signatures["predict_images"]
-    probabilities = plain_signature(images=tf.zeros([1, 32, 32, 3]))["probabilities"]
+    signatures = tf.saved_model.load(plain_path).signatures
+    probabilities = signatures["predict_images"](images=tf.zeros([1, 32, 32, 3]))["probabilities"]
     assert probabilities.dtype == tf.float32
+    np.testing.assert_allclose(probabilities.numpy().sum(), 1.0, atol=1e-2)
+    served = signatures["serving_default"](image_bytes=tf.constant([jpeg()]))["probabilities"]
+    assert served.dtype == tf.float32

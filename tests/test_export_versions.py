@@ -4,36 +4,23 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import hashlib
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
-import time
 
-import keras
 import pytest
+import tensorflow as tf
 
-from inception_keras.export import ExportError, export_saved_model, next_version
-from inception_keras.export.versions import TEMP_PREFIX
-
-SIZE = 32
-
-
-def small_classifier(classes=3):
-    """A small two-output classifier shaped like `build_inception_v3`'s (fast to export)."""
-    image = keras.Input((SIZE, SIZE, 3), name="image")
-    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(image))
-    outputs = {
-        "predictions": keras.layers.Dense(classes, "softmax", name="predictions")(features),
-        "aux_predictions": keras.layers.Dense(classes, "softmax", name="aux_predictions")(features),
-    }
-    return keras.Model(image, outputs)
+from inception_keras.export import WARMUP_DIR, WARMUP_FILE, ExportError, export_saved_model, next_version
+from inception_keras.export.versions import TEMP_PREFIX, existing_versions
 
 
 @pytest.fixture(scope="module")
-def model():
-    return small_classifier()
+def model(tiny_two_head_model):
+    return tiny_two_head_model()
 
 
 def integer_folders(base):
@@ -44,11 +31,11 @@ def test_exports_take_the_next_free_version(model, tmp_path):
     base = tmp_path / "inception_v3"
     assert next_version(base) == 1
     assert export_saved_model(model, tmp_path) == str(base / "1")
-    assert export_saved_model(model, tmp_path) == str(base / "2")
-    assert next_version(base) == 3
-    assert export_saved_model(model, tmp_path, version=7) == str(base / "7")
+    (base / "7").mkdir()  # e.g. a version copied in from another machine
+    (base / "9.old").mkdir()  # not a version: TF Serving loads integer folders only
+    assert next_version(base) == 8
     assert export_saved_model(model, tmp_path) == str(base / "8")
-    assert integer_folders(base) == ["1", "2", "7", "8"]
+    assert integer_folders(base) == ["1", "7", "8"]
 
 
 def test_an_existing_version_is_refused_and_left_untouched(model, tmp_path):
@@ -74,54 +61,67 @@ def test_a_failed_export_leaves_nothing_behind(model, tmp_path):
 
 
 def _jpeg():
-    import tensorflow as tf
-
     return tf.io.encode_jpeg(tf.zeros([40, 50, 3], tf.uint8)).numpy()
 
 
+# Exports `argv[1]` (a .keras file) into `argv[2]` and SIGKILLs itself at a known point: the
+# SavedModel is written into the temporary folder, its warm-up file not yet.
 KILLED_EXPORT = textwrap.dedent("""
-    import os, sys
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    sys.path.insert(0, sys.argv[2])
-    from test_export_versions import small_classifier
-    from inception_keras.export import export_saved_model
-    export_saved_model(small_classifier(), sys.argv[1])
+    import importlib, os, signal, sys
+    import keras
+    export = importlib.import_module("inception_keras.export.saved_model")
+
+    def killed_while_writing(temp_dir, *args, **kwargs):
+        print("killing myself in", temp_dir, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    assert callable(export.write_warmup_file)  # the step after the SavedModel is written
+    export.write_warmup_file = killed_while_writing
+    export.export_saved_model(keras.saving.load_model(sys.argv[1]), sys.argv[2])
     print("finished", flush=True)
 """)
 
 
+def tree_digest(folder):
+    """{relative path: sha256} of every file under `folder`."""
+    digests = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                digests[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
+    return digests
+
+
+@pytest.mark.slow  # a subprocess that imports TensorFlow and exports
 def test_a_killed_export_leaves_no_partial_version(model, tmp_path):
     base = tmp_path / "inception_v3"
-    process = subprocess.Popen(
-        [sys.executable, "-c", KILLED_EXPORT, str(tmp_path), os.path.dirname(__file__)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    previous = export_saved_model(model, tmp_path)
+    previous_files = tree_digest(previous)
+    model_file = tmp_path / "model.keras"
+    model.save(model_file)
+
+    process = subprocess.run(
+        [sys.executable, "-c", KILLED_EXPORT, str(model_file), str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     )
-    try:
-        temp_dir = _wait_for_writing(base, process, timeout=240)
-        process.send_signal(signal.SIGKILL)  # while the SavedModel is being written
-    finally:
-        process.kill()
-        process.wait()
-    assert process.returncode == -signal.SIGKILL
-    assert os.path.isdir(temp_dir) and integer_folders(base) == []
-    assert not os.path.basename(temp_dir).isdigit()
+    assert process.returncode == -signal.SIGKILL, process.stderr[-3000:]
+    assert "finished" not in process.stdout
+    temp_dir = process.stdout.split("killing myself in", 1)[1].strip()
 
-    assert export_saved_model(model, tmp_path) == str(base / "1")
-    assert os.listdir(base) == ["1"]  # the killed export's folder was cleaned up
+    # The half-written export is in its temporary folder, which TF Serving's scan ignores.
+    assert os.path.dirname(temp_dir) == str(base)
+    assert os.path.basename(temp_dir).startswith(TEMP_PREFIX)
+    assert os.path.isfile(os.path.join(temp_dir, "saved_model.pb"))
+    assert not os.path.exists(os.path.join(temp_dir, WARMUP_DIR, WARMUP_FILE))
+    assert sorted(os.listdir(base)) == sorted(["1", os.path.basename(temp_dir)])
+    assert existing_versions(base) == [1] and integer_folders(base) == ["1"]
+    assert tree_digest(previous) == previous_files  # the served version is untouched
 
-
-def _wait_for_writing(base, process, timeout):
-    """The temporary folder of `process`'s export, once files appear in it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the export finished before it could be killed"
-        if base.is_dir():
-            for name in os.listdir(base):
-                folder = base / name
-                if name.startswith(TEMP_PREFIX) and os.path.isdir(folder) and os.listdir(folder):
-                    return folder
-        time.sleep(0.002)
-    raise AssertionError("the export never started writing")
+    assert export_saved_model(model, tmp_path) == str(base / "2")
+    assert sorted(os.listdir(base)) == ["1", "2"]  # the killed export's folder was cleaned up
+    assert tree_digest(previous) == previous_files
 
 
 def test_temp_folders_of_live_or_foreign_exports_are_kept(model, tmp_path):

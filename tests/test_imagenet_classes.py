@@ -1,24 +1,41 @@
+import csv
+import importlib.resources
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
 from inception_keras import decode_predictions, imagenet_class_names
+from inception_keras.imagenet_classes import CLASSES_FILE, imagenet_label_names
 
-SHARED_CLASSES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "imagenet2012_classes.tsv")
+
+def packaged_rows():
+    """The rows of the classes file shipped in the package, read with the csv module."""
+    text = importlib.resources.files("inception_keras.resources").joinpath(CLASSES_FILE).read_text()
+    return list(csv.reader(text.splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
-def test_class_names_are_the_1000_imagenet_classes_in_label_order():
+def test_class_names_are_the_packaged_file_in_label_order():
+    header, *rows = packaged_rows()
+    assert header == ["index", "synset", "lemma"]
+    assert [int(index) for index, _, _ in rows] == list(range(1000))
+    assert [(synset, name) for _, synset, name in rows] == list(imagenet_class_names())
+    assert imagenet_label_names() == tuple(name for _, _, name in rows)
+
+
+def test_class_names_are_the_1000_imagenet_classes_in_tfds_label_order():
     names = imagenet_class_names()
-    assert len(names) == 1000 and len({synset for synset, _ in names}) == 1000
+    # TFDS labels imagenet2012 by the index of the synset in its bundled labels.txt.
+    tfds_synsets = tfds.core.tfds_path("datasets/imagenet2012/labels.txt").read_text().split()
+    assert [synset for synset, _ in names] == tfds_synsets
+    assert len(set(tfds_synsets)) == 1000
     assert names[0] == ("n01440764", "tench, Tinca tinca")
-    assert names[999][0] == "n15075141"
-    if os.path.exists(SHARED_CLASSES):  # the packaged copy is the project's source file
-        with open(SHARED_CLASSES) as f:
-            rows = [line.rstrip("\n").split("\t") for line in f][1:]
-        assert [(s, n) for _, s, n in rows] == list(names)
+    assert names[1] == ("n01443537", "goldfish, Carassius auratus")
+    assert names[999] == ("n15075141", "toilet tissue, toilet paper, bathroom tissue")
+    assert all(name and name == name.strip() for _, name in names)
 
 
 def test_decode_predictions_orders_by_score():

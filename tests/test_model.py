@@ -11,6 +11,7 @@ import pytest
 from inception_keras import build_inception_v3, inference_model, preprocess_input
 
 KERAS_INCEPTION_V3_PARAMS = 23_851_784
+SMALL = dict(depth_multiplier=0.125)  # where the network's width is not what a test checks
 
 
 def trainable_params(model):
@@ -21,28 +22,49 @@ def images(shape, batch=2, seed=0):
     return np.random.default_rng(seed).uniform(-1, 1, (batch, *shape)).astype("float32")
 
 
-@pytest.mark.parametrize("shape", [(75, 75, 3), (299, 299, 3), (131, 97, 3)])
-def test_both_outputs_have_class_shape(shape):
-    model = build_inception_v3(input_shape=shape, classes=7)
+@pytest.fixture(scope="module")
+def small_model():
+    """A narrow canonical model with both heads, on non-square images (quick to build)."""
+    return build_inception_v3(input_shape=(131, 97, 3), classes=7, **SMALL)
+
+
+@pytest.fixture(scope="module")
+def small_model_without_aux():
+    return build_inception_v3(include_aux=False, input_shape=(75, 75, 3), **SMALL)
+
+
+def check_both_outputs(model, shape, classes):
     out = model(images(shape), training=False)
     assert set(out) == {"predictions", "aux_predictions"}
     for probs in out.values():
-        assert probs.shape == (2, 7)
+        assert probs.shape == (2, classes)
         np.testing.assert_allclose(np.sum(probs, axis=-1), 1.0, rtol=1e-5)
 
 
-def test_single_output_without_aux():
-    model = build_inception_v3(include_aux=False, input_shape=(75, 75, 3))
-    assert len(model.outputs) == 1
-    assert model(images((75, 75, 3))).shape == (2, 1000)
+def test_both_outputs_have_class_shape(small_model):
+    check_both_outputs(small_model, (131, 97, 3), classes=7)
+
+
+@pytest.mark.slow  # two more builds of the same code
+@pytest.mark.parametrize("shape", [(75, 75, 3), (299, 299, 3)])
+def test_both_outputs_have_class_shape_at_the_minimum_and_default_size(shape):
+    check_both_outputs(build_inception_v3(input_shape=shape, classes=7, **SMALL), shape, classes=7)
+
+
+def test_single_output_without_aux(small_model_without_aux):
+    model = small_model_without_aux
+    assert len(model.outputs) == 1 and tuple(model.output.shape) == (None, 1000)
+    assert model.get_layer("predictions").activation.__name__ == "softmax"
 
 
 def test_table1_shapes_at_minimum_size():
-    model = build_inception_v3(variant="table1", input_shape=(75, 75, 3), classes=5)
-    out = model(images((75, 75, 3)), training=False)
-    assert out["predictions"].shape == out["aux_predictions"].shape == (2, 5)
+    model = build_inception_v3(variant="table1", input_shape=(75, 75, 3), classes=5, **SMALL)
+    # Keras computes every layer's static shape while building: a grid that shrank to nothing
+    # at 75 px would already have failed above.
+    assert [tuple(output.shape) for output in model.outputs] == [(None, 5), (None, 5)]
 
 
+@pytest.mark.slow  # the full-size network
 def test_canonical_parameter_count_equals_keras_applications():
     ours = build_inception_v3(include_aux=False)
     theirs = keras.applications.InceptionV3(weights=None)
@@ -52,6 +74,7 @@ def test_canonical_parameter_count_equals_keras_applications():
     assert shapes(ours) == shapes(theirs)
 
 
+@pytest.mark.slow  # the full-size network
 def test_canonical_aux_head_adds_the_papers_layers():
     with_aux = build_inception_v3()
     without = build_inception_v3(include_aux=False)
@@ -86,6 +109,7 @@ def doc_backbone_params():
     return sum(sum(block) for block in blocks)
 
 
+@pytest.mark.slow  # the full-size network
 def test_table1_parameters_match_the_original_document():
     model = build_inception_v3(variant="table1")
     no_aux = build_inception_v3(variant="table1", include_aux=False)
@@ -100,6 +124,7 @@ def test_table1_parameters_match_the_original_document():
     assert unit("inceptionC_1_branch_5x5_0") + unit("inceptionC_1_branch_5x5_1") == DOC_C1[0]
 
 
+@pytest.mark.slow  # the full-size network
 def test_table1_layout_and_initialisation():
     model = build_inception_v3(variant="table1")
     assert model.get_layer("aux_pool").input.shape[1:] == (17, 17, 768)  # after gridreducA
@@ -114,8 +139,8 @@ def test_table1_layout_and_initialisation():
     assert np.abs(dense).max() <= 1 / np.sqrt(2048) + 1e-7  # PyTorch's default Linear init
 
 
-def test_canonical_initialisation_and_batch_norm():
-    model = build_inception_v3(include_aux=False, input_shape=(75, 75, 3))
+def test_canonical_initialisation_and_batch_norm(small_model_without_aux):
+    model = small_model_without_aux
     bn = model.get_layer("mixed5_branch1x1_bn")
     assert bn.epsilon == 1e-3 and not bn.scale
     conv = model.get_layer("mixed5_branch1x1_conv")
@@ -152,6 +177,7 @@ def keras_reference():
     return model
 
 
+@pytest.mark.slow  # the full-size network
 def test_predictions_equal_keras_applications(keras_reference):
     ours = build_inception_v3(include_aux=False, input_shape=(75, 75, 3))
     copy_by_order(keras_reference, ours)
@@ -183,6 +209,7 @@ def write_keras2_h5(model, path):
         f.attrs["keras_version"] = b"2.2.4"
 
 
+@pytest.mark.slow  # the full-size network
 @pytest.mark.parametrize("file_format", ["keras2_h5", "keras3_weights_h5"])
 @pytest.mark.parametrize("include_aux", [False, True])
 def test_loads_keras_weight_files(keras_reference, tmp_path, file_format, include_aux):
@@ -204,6 +231,7 @@ def test_loads_keras_weight_files(keras_reference, tmp_path, file_format, includ
         assert kernel.std() > 0 and not np.allclose(kernel, aux_before[0])
 
 
+@pytest.mark.slow  # the full-size network
 def test_notop_file_loads_into_feature_extractor(keras_reference, tmp_path):
     notop = keras.applications.InceptionV3(weights=None, include_top=False, input_shape=(75, 75, 3))
     for a, b in zip(weighted_layers(keras_reference), weighted_layers(notop)):  # all but the top
@@ -218,33 +246,33 @@ def test_notop_file_loads_into_feature_extractor(keras_reference, tmp_path):
         build_inception_v3(weights=path, input_shape=(75, 75, 3))  # needs a classifier
 
 
+@pytest.mark.slow  # three more builds; the fast tier builds a feature extractor below
 @pytest.mark.parametrize(
-    "pooling, shape", [(None, (None, 8, 8, 2048)), ("avg", (None, 2048)), ("max", (None, 2048))]
+    "pooling, shape", [(None, (None, 8, 8, 256)), ("avg", (None, 256)), ("max", (None, 256))]
 )
 def test_feature_extractor(pooling, shape):
-    model = build_inception_v3(include_top=False, pooling=pooling, input_shape=(299, 299, 3))
+    model = build_inception_v3(include_top=False, pooling=pooling, input_shape=(299, 299, 3), **SMALL)
     assert tuple(model.output.shape) == shape
     assert len(model.outputs) == 1
 
 
 def test_feature_extractor_accepts_any_size():
-    model = build_inception_v3(include_top=False)
+    model = build_inception_v3(include_top=False, **SMALL)
     assert model.input.shape[1:] == (None, None, 3)
-    assert model(images((96, 120, 3))).shape == (2, 1, 2, 2048)  # 96 -> 1, 120 -> 2
+    assert model(images((96, 120, 3))).shape == (2, 1, 2, 256)  # 96 -> 1, 120 -> 2
 
 
+@pytest.mark.slow  # another build
 def test_input_tensor_is_used():
     tensor = keras.Input((80, 80, 3))
-    model = build_inception_v3(input_tensor=tensor, include_aux=False, classes=4)
+    model = build_inception_v3(input_tensor=tensor, include_aux=False, classes=4, **SMALL)
     assert model.inputs[0] is tensor
     assert model(images((80, 80, 3))).shape == (2, 4)
 
 
-def test_depth_multiplier_shrinks_every_layer():
-    model = build_inception_v3(depth_multiplier=0.25, input_shape=(75, 75, 3), classes=10)
-    assert model.get_layer("mixed10").output.shape[-1] == 2048 // 4
-    assert model.count_params() < KERAS_INCEPTION_V3_PARAMS / 10
-    assert model(images((75, 75, 3)))["predictions"].shape == (2, 10)
+def test_depth_multiplier_shrinks_every_layer(small_model):
+    assert small_model.get_layer("mixed10").output.shape[-1] == 2048 // 8
+    assert small_model.count_params() < KERAS_INCEPTION_V3_PARAMS / 50
 
 
 @pytest.mark.parametrize(
@@ -266,13 +294,15 @@ def test_user_errors_name_the_argument(kwargs, argument):
         build_inception_v3(**kwargs)
 
 
+@pytest.mark.slow  # two builds and a weights file
 def test_weights_file_of_another_model_is_refused(tmp_path):
     path = str(tmp_path / "table1.weights.h5")
-    build_inception_v3(variant="table1", input_shape=(75, 75, 3)).save_weights(path)
+    build_inception_v3(variant="table1", input_shape=(75, 75, 3), **SMALL).save_weights(path)
     with pytest.raises(ValueError, match="weights="):
-        build_inception_v3(weights=path, input_shape=(75, 75, 3))
+        build_inception_v3(weights=path, input_shape=(75, 75, 3), **SMALL)
 
 
+@pytest.mark.slow  # the full-size network
 def test_imagenet_without_network_explains_how_to_get_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # a closed port: fails at once
@@ -284,37 +314,48 @@ def test_imagenet_without_network_explains_how_to_get_the_file(tmp_path, monkeyp
     assert "storage.googleapis.com" in message and "weights='/path/to/" in message
 
 
+@pytest.mark.slow  # a build, a save and a load
 def test_keras_file_round_trip(tmp_path):
-    model = build_inception_v3(input_shape=(75, 75, 3), classes=3, depth_multiplier=0.25)
+    model = build_inception_v3(input_shape=(75, 75, 3), classes=3, **SMALL)
     randomize(model, seed=1)
     path = str(tmp_path / "model.keras")
     model.save(path)
     restored = keras.saving.load_model(path)
     x = images((75, 75, 3))
-    for key, value in model.predict(x, verbose=0).items():
-        np.testing.assert_allclose(restored.predict(x, verbose=0)[key], value, atol=1e-6)
+    expected = model(x, training=False)
+    got = restored(x, training=False)
+    assert set(got) == set(expected) == {"predictions", "aux_predictions"}
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key], value, atol=1e-6)
 
 
-def test_inference_model_shares_weights():
-    model = build_inception_v3(input_shape=(75, 75, 3), classes=5, depth_multiplier=0.25)
+def test_inference_model_shares_weights(small_model):
+    model = small_model
     single = inference_model(model)
     assert len(single.outputs) == 1 and single.count_params() < model.count_params()
-    x = images((75, 75, 3))
-    np.testing.assert_allclose(single.predict(x, verbose=0), model.predict(x, verbose=0)["predictions"], atol=1e-6)
-    model.get_layer("predictions").bias.assign(np.arange(5, dtype="float32"))
-    np.testing.assert_allclose(single.predict(x, verbose=0), model.predict(x, verbose=0)["predictions"], atol=1e-6)
+    x = images((131, 97, 3))
+    before = single(x, training=False)
+    np.testing.assert_allclose(before, model(x, training=False)["predictions"], atol=1e-6)
+    bias = model.get_layer("predictions").bias
+    original = bias.numpy()
+    try:
+        bias.assign(np.arange(7, dtype="float32"))
+        after = single(x, training=False)
+        np.testing.assert_allclose(after, model(x, training=False)["predictions"], atol=1e-6)
+        assert not np.allclose(after, before)  # the change reached the inference model
+    finally:
+        bias.assign(original)
     assert inference_model(single) is single
 
 
 def test_classifiers_are_float32_under_mixed_precision():
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
-        model = build_inception_v3(input_shape=(75, 75, 3), classes=3, depth_multiplier=0.25)
+        model = build_inception_v3(input_shape=(75, 75, 3), classes=3, **SMALL)
     finally:
         keras.config.set_dtype_policy("float32")
-    out = model(images((75, 75, 3)))
     assert model.get_layer("mixed0").compute_dtype == "bfloat16"
-    assert out["predictions"].dtype == out["aux_predictions"].dtype == "float32"
+    assert [output.dtype for output in model.outputs] == ["float32", "float32"]
 
 
 def test_preprocess_input_matches_keras():

@@ -73,13 +73,23 @@ def test_defaults_are_a_constant_rate_plain_sgd_and_no_augmentation():
     assert preprocessing.color_distortion_mode(config.color_distortion) == "none"
 
 
-def test_config_names_match_the_library():
+def test_every_choice_a_config_accepts_is_one_the_library_runs():
+    import tensorflow as tf
+
     from configs import base
     from inception_keras.data import preprocessing
     from inception_keras.training import schedules
 
-    assert base.WARMUPS == schedules.WARMUPS
-    assert base.COLOR_DISTORTIONS == preprocessing.COLOR_DISTORTIONS
+    jpeg = tf.io.encode_jpeg(tf.fill([12, 12, 3], tf.constant(128, tf.uint8)))
+    for mode in base.COLOR_DISTORTIONS:
+        out = preprocessing.preprocess_for_train(jpeg, 8, tf.constant([1, 2]),
+                                                 color_distortion=mode)
+        assert out.shape == (8, 8, 3), mode
+    for warmup in base.WARMUPS:
+        config = TrainConfig(base_learning_rate=0.1, warmup=warmup,
+                             warmup_epochs=2.0 if warmup != "none" else 0.0).validate()
+        schedule, _ = schedules.make_schedule(config, global_batch_size=8, steps_per_epoch=10)
+        assert float(schedule(tf.constant(5))) > 0, warmup
 
 
 def test_paper_scales_its_rate_from_the_papers_batch_of_32():

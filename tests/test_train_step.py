@@ -20,16 +20,10 @@ from inception_keras.training.steps import Counters, Steps  # noqa: E402
 CLASSES, BATCH = 4, 8
 
 
-def tiny_model(seed=0, batch_norm=True):
-    keras.utils.set_random_seed(seed)
-    image = keras.Input((8, 8, 3))
-    x = keras.layers.Conv2D(4, 3, use_bias=not batch_norm, name="conv")(image)
-    if batch_norm:
-        x = keras.layers.BatchNormalization(name="bn")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    main = keras.layers.Dense(CLASSES, activation="softmax", name="predictions")(x)
-    aux = keras.layers.Dense(CLASSES, activation="softmax", name="aux_predictions")(x)
-    return keras.Model(image, {"predictions": main, "aux_predictions": aux})
+@pytest.fixture
+def tiny_model(tiny_two_head_model):
+    """tiny_model(seed) -> the shared tiny two-head model at 8x8 with CLASSES classes."""
+    return lambda seed: tiny_two_head_model(classes=CLASSES, size=8, seed=seed)
 
 
 def make_steps(model, *, optimizer="sgd", lr=0.1, clipnorm=None, ema=None, loss_scale=False,
@@ -60,12 +54,12 @@ def weights_of(model):
     return [w.numpy().copy() for w in model.weights]
 
 
-def test_multi_step_call_under_xla_matches_single_steps():
+def test_multi_step_call_under_xla_matches_single_steps(tiny_model):
     """2 calls of 3 steps, the replica step compiled by XLA == 6 one-step calls without XLA:
     static shapes, no host ops, no Python side effects inside the step."""
-    fused = make_steps(tiny_model(seed=1), optimizer="rmsprop", lr=0.01, clipnorm=0.5, ema=0.9,
+    fused = make_steps(tiny_model(1), optimizer="rmsprop", lr=0.01, clipnorm=0.5, ema=0.9,
                        jit_compile=True)
-    single = make_steps(tiny_model(seed=1), optimizer="rmsprop", lr=0.01, clipnorm=0.5, ema=0.9)
+    single = make_steps(tiny_model(1), optimizer="rmsprop", lr=0.01, clipnorm=0.5, ema=0.9)
     first, second = iter(batches()), iter(batches())
     for _ in range(2):
         fused.train(first, 3)
@@ -78,8 +72,8 @@ def test_multi_step_call_under_xla_matches_single_steps():
     assert losses[0] != losses[-1]  # it trained
 
 
-def test_ema_follows_tensorflow_exponential_moving_average_with_warm_up():
-    model = tiny_model(seed=2)
+def test_ema_follows_tensorflow_exponential_moving_average_with_warm_up(tiny_model):
+    model = tiny_model(2)
     ours = ExponentialMovingAverage(model, 0.999)
     variables = [w.value for w in model.weights]
     num_updates = tf.Variable(0, dtype=tf.int64)
@@ -99,8 +93,8 @@ def test_ema_follows_tensorflow_exponential_moving_average_with_warm_up():
     assert not np.allclose(ours.averages[0].numpy(), variables[0].numpy())
 
 
-def test_ema_swaps_in_for_evaluation_and_back():
-    steps = make_steps(tiny_model(seed=3), lr=0.5, ema=0.5)
+def test_ema_swaps_in_for_evaluation_and_back(tiny_model):
+    steps = make_steps(tiny_model(3), lr=0.5, ema=0.5)
     steps.train(iter(batches()), 3)
     raw = weights_of(steps.model)
     averages = [a.numpy().copy() for a in steps.ema.averages]
@@ -112,10 +106,10 @@ def test_ema_swaps_in_for_evaluation_and_back():
         np.testing.assert_array_equal(got, want)
 
 
-def test_mixed_float16_scales_the_loss_and_counts_skipped_steps():
+def test_mixed_float16_scales_the_loss_and_counts_skipped_steps(tiny_model, tmp_path):
     keras.mixed_precision.set_dtype_policy("mixed_float16")
     try:
-        steps = make_steps(tiny_model(seed=4), lr=0.05, loss_scale=True)
+        steps = make_steps(tiny_model(4), lr=0.05, loss_scale=True)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
     data = iter(batches())
@@ -136,17 +130,31 @@ def test_mixed_float16_scales_the_loss_and_counts_skipped_steps():
     steps.train(data, 2)
     assert int(steps.counters.step.numpy()) == 6 and int(steps.counters.skipped.numpy()) == 1
     assert not np.array_equal(before[0], weights_of(steps.model)[0])
+    # a resume continues at data step 6 (the skipped step counted), with the loss scale
+    objects = lambda s: dict(model=s.model, optimizer=s.optimizer, counters=s.counters,  # noqa
+                             loss_scale=s.loss_scale)
+    manager = checkpoints.make_manager(checkpoints.make_checkpoint(**objects(steps)),
+                                       str(tmp_path), 1)
+    checkpoints.save_if_finite(manager, 6, steps.model, 1.0)
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        resumed = make_steps(tiny_model(9), lr=0.05, loss_scale=True)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    checkpoints.restore_latest(checkpoints.make_checkpoint(**objects(resumed)), str(tmp_path))
+    assert int(resumed.counters.step.numpy()) == 6 and int(resumed.counters.skipped.numpy()) == 1
+    assert resumed.loss_scale.scale.numpy() == 2.0 ** 10
 
 
-def test_checkpoint_restores_weights_optimizer_counters_and_ema(tmp_path):
-    steps = make_steps(tiny_model(seed=5), optimizer="rmsprop", lr=0.01, ema=0.9)
+def test_checkpoint_restores_weights_optimizer_counters_and_ema(tiny_model, tmp_path):
+    steps = make_steps(tiny_model(5), optimizer="rmsprop", lr=0.01, ema=0.9)
     steps.train(iter(batches()), 3)
     checkpoint = checkpoints.make_checkpoint(model=steps.model, optimizer=steps.optimizer,
                                              counters=steps.counters, ema=steps.ema)
     manager = checkpoints.make_manager(checkpoint, str(tmp_path), 2)
     assert checkpoints.save_if_finite(manager, 3, steps.model, 1.0).endswith("ckpt-3")
 
-    fresh = make_steps(tiny_model(seed=6), optimizer="rmsprop", lr=0.01, ema=0.9)
+    fresh = make_steps(tiny_model(6), optimizer="rmsprop", lr=0.01, ema=0.9)
     restored = checkpoints.restore_latest(
         checkpoints.make_checkpoint(model=fresh.model, optimizer=fresh.optimizer,
                                     counters=fresh.counters, ema=fresh.ema), str(tmp_path))
@@ -158,8 +166,8 @@ def test_checkpoint_restores_weights_optimizer_counters_and_ema(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_non_finite_loss_or_weights_keep_the_last_good_checkpoint(tmp_path):
-    steps = make_steps(tiny_model(seed=7))
+def test_non_finite_loss_or_weights_keep_the_last_good_checkpoint(tiny_model, tmp_path):
+    steps = make_steps(tiny_model(7))
     manager = checkpoints.make_manager(
         checkpoints.make_checkpoint(model=steps.model, counters=steps.counters), str(tmp_path), 5)
     good = checkpoints.save_if_finite(manager, 1, steps.model, 0.5)
@@ -170,7 +178,7 @@ def test_non_finite_loss_or_weights_keep_the_last_good_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize("examples", [37, 40])
-def test_evaluation_scores_every_example_once(examples):
+def test_evaluation_scores_every_example_once(tiny_model, examples):
     from inception_keras.data.pipeline import _pad_forever
 
     rng = np.random.default_rng(examples)
@@ -178,7 +186,7 @@ def test_evaluation_scores_every_example_once(examples):
     y = np.eye(CLASSES, dtype="float32")[rng.integers(0, CLASSES, examples)]
     masked = _pad_forever(tf.data.Dataset.from_tensor_slices((x, y))).batch(BATCH,
                                                                            drop_remainder=True)
-    steps = make_steps(tiny_model(seed=8))
+    steps = make_steps(tiny_model(8))
     results = steps.evaluate(masked)
     probabilities = steps.model.predict(x, verbose=0)["predictions"]
     assert results["examples"] == examples

@@ -16,7 +16,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SCRIPT = textwrap.dedent("""
     import json, os, sys
-    from inception_keras import distribute
+    from inception_keras.training import distribute
     distribute.setup_cpu_devices(2)
     import keras, numpy as np, tensorflow as tf
     from configs.base import TrainConfig

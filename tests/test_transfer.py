@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from inception_keras import build_inception_v3
-from inception_keras import weights as weights_lib
+from inception_keras.models import weights as weights_lib
 from inception_keras.training.transfer import (
     InitReport,
     load_init_weights,

@@ -144,7 +144,7 @@ def run(config, *, export_only=False):
     strategy, policy, reason = _setup_strategy(config)
     import keras
 
-    from inception_keras import distribute
+    from inception_keras.training import distribute
     from inception_keras.training import checkpoints, ema, preemption
 
     replicas = strategy.num_replicas_in_sync
@@ -351,6 +351,7 @@ def report_final(config, steps, info, results, summaries, is_chief):
 
     import tensorflow as tf
 
+    from inception_keras import atomic
     from inception_keras.training import confusion
 
     weights = "EMA weights" if steps.ema is not None else "weights"
@@ -376,8 +377,8 @@ def report_final(config, steps, info, results, summaries, is_chief):
               "weights": weights, "dataset": config.dataset,
               "per_class_top1": {name: (None if value != value else float(value))
                                  for name, value in zip(info.class_names, per_class)}}
-    with tf.io.gfile.GFile(os.path.join(config.model_dir, "eval.json"), "w") as f:
-        f.write(json.dumps(record, indent=2) + "\n")
+    atomic.write_text(os.path.join(config.model_dir, "eval.json"),
+                      json.dumps(record, indent=2) + "\n")
     log(f"wrote {os.path.join(config.model_dir, 'eval.json')} and {png}")
 
 
@@ -475,7 +476,7 @@ def evaluate_only(flags_config):
 
 
 def _setup_strategy(config):
-    from inception_keras import distribute
+    from inception_keras.training import distribute
 
     try:
         distribute.setup_cpu_devices(config.num_cpu_devices)

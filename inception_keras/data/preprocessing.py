@@ -8,6 +8,8 @@ Evaluation: central 87.5% crop of each side, bilinear resize to the model size, 
 
 import tensorflow as tf
 
+from inception_keras.choices import COLOR_DISTORTIONS
+
 EVAL_CENTRAL_FRACTION = 0.875
 
 
@@ -81,7 +83,6 @@ TRAIN_ASPECT_RATIO_RANGE = (3.0 / 4.0, 4.0 / 3.0)
 CROP_ATTEMPTS = 100
 _WHOLE_IMAGE_BOX = ((0.0, 0.0, 1.0, 1.0),)
 
-COLOR_DISTORTIONS = ("none", "slim_fast", "tpu_fast")
 BRIGHTNESS_MAX_DELTA = 32.0 / 255.0  # both references, on pixels in [0, 1]
 SATURATION_RANGE = (0.5, 1.5)  # slim
 CHROMA_MAX_DELTA = 0.1  # the TPU reference's cb_distortion_range and cr_distortion_range
@@ -195,7 +196,8 @@ def preprocess_for_train(
     crop_seed, flip_seed, color_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     image = _decode_and_random_crop(image_bytes, crop_seed, area_range, aspect_ratio_range)
     # Flipping the uint8 crop moves fewer bytes than flipping the output; resizing float32 input
-    # is about twice as fast as resizing uint8 (measured on TF 2.21 CPU), cast included.
+    # is about twice as fast as resizing uint8 (measured with TF 2.21 on a 2-core x86 CPU), cast
+    # included.
     image = tf.image.stateless_random_flip_left_right(image, flip_seed)
     image = tf.image.resize(tf.cast(image, tf.float32), [image_size, image_size], method="bilinear")
     if mode == "none":

@@ -5,7 +5,7 @@ import keras
 from inception_keras.export.class_names import resolve_class_names
 from inception_keras.export.errors import ExportError
 from inception_keras.export.signatures import ServingSpec
-from inception_keras.model import inference_model
+from inception_keras.models.inception_v3 import inference_model
 
 
 def serving_spec(model, *, class_names=None, top_k=5, image_size=None):

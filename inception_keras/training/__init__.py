@@ -1,5 +1,6 @@
 """Training pieces for the ImageNet trainer, one job per module.
 
+distribute (the tf.distribute strategy and the precision policy of a run),
 steps (the distributed train/eval step functions the trainer owns: loss over the global batch,
 all-reduce, clip, optimizer apply, EMA; exact masked evaluation), losses (label smoothing, aux
 weight, top-k), regularization (kernel weight decay), schedules (learning rate per step),

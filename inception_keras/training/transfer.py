@@ -22,11 +22,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from inception_keras import weights as weights_lib
-from inception_keras.model import build_inception_v3, inference_model
+from inception_keras.models import AUX_PREDICTIONS, PREDICTIONS
+from inception_keras.models import weights as weights_lib
+from inception_keras.models.inception_v3 import build_inception_v3, inference_model
 from inception_keras.training.checkpoints import CHECKPOINT_SUBDIR, load_config_dict
 
-CLASSIFIER_LAYERS = ("predictions", "aux_predictions")
+CLASSIFIER_LAYERS = (PREDICTIONS, AUX_PREDICTIONS)
 IMAGENET = "imagenet"
 TRAINABLE_SPECS = ("all", "head")
 
@@ -115,12 +116,12 @@ def load_init_weights(model, source, *, include_aux=None, ema=None, restore_fn=N
 
 def _check_model(model, include_aux):
     names = {layer.name for layer in model.layers}
-    if "predictions" not in names:
+    if PREDICTIONS not in names:
         raise ValueError(
             "load_init_weights needs a classifier (build_inception_v3(include_top=True)); for a "
             "feature extractor pass weights= to build_inception_v3."
         )
-    has_aux = "aux_predictions" in names
+    has_aux = AUX_PREDICTIONS in names
     if include_aux is not None and bool(include_aux) != has_aux:
         raise ValueError(
             f"include_aux={include_aux} but the model {'has' if has_aux else 'has no'} "

@@ -5,7 +5,7 @@ import os
 import keras
 from keras import layers
 
-from inception_keras import weights as weights_lib
+from inception_keras.models import weights as weights_lib
 from inception_keras.imagenet_classes import IMAGENET_NUM_CLASSES
 from inception_keras.models import AUX_PREDICTIONS, PREDICTIONS, canonical, table1
 
@@ -203,12 +203,12 @@ def _check_arguments(*, include_top, weights, input_shape, input_tensor, pooling
 def _load_pretrained(model, weights, include_top, shape, graph_kwargs):
     if weights == "imagenet":
         weights = weights_lib.imagenet_weights_path(include_top)
-    twin_factory = None
-    if graph_kwargs["variant"] == "canonical":
-        def twin_factory(twin_top):
-            image = layers.Input(shape=(None, None, shape[-1]))
-            kwargs = dict(graph_kwargs, pooling=None)
-            if not include_top:
-                kwargs["classes"] = IMAGENET_NUM_CLASSES
-            return keras.Model(image, _graph(image, twin_top, False, **kwargs))
-    weights_lib.load_weights(model, os.fspath(weights), twin_factory)
+    def twin_factory(twin_top):
+        image = layers.Input(shape=(None, None, shape[-1]))
+        kwargs = dict(graph_kwargs, pooling=None)
+        if not include_top:
+            kwargs["classes"] = IMAGENET_NUM_CLASSES
+        return keras.Model(image, _graph(image, twin_top, False, **kwargs))
+
+    canonical_variant = graph_kwargs["variant"] == "canonical"
+    weights_lib.load_weights(model, os.fspath(weights), twin_factory if canonical_variant else None)
