@@ -11,6 +11,8 @@ built once per session), `tiny_two_head_model` (a small model shaped like the tr
 
 import glob
 import os
+import subprocess
+import sys
 import shutil
 import tempfile
 
@@ -59,7 +61,7 @@ def smoke_dataset():
     """
     from inception_keras.data import ensure_smoke_dataset
 
-    return ensure_smoke_dataset(os.environ["INCEPTION_KERAS_CACHE"])
+    return ensure_smoke_dataset()
 
 
 def two_head_classifier(classes=3, size=32, seed=0, batch_norm=True):
@@ -126,3 +128,9 @@ def write_shards(tmp_path):
         return str(directory)
 
     return write
+
+
+def run_module(module, *args, timeout=300):
+    """`python -m module args...` in a subprocess (inherits this session's hermetic env)."""
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})

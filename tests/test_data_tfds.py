@@ -12,6 +12,11 @@ from inception_keras.data import DataError, dataset_info, make_input_fn, tfds_da
 SIZE = 16
 
 
+def _train_input_fn(dataset, **options):
+    return make_input_fn(dataset, data_dir=None, split="train", image_size=SIZE,
+                         global_batch_size=4, is_training=True, **options)
+
+
 @pytest.fixture
 def mock_tfds():
     with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
@@ -30,16 +35,7 @@ def test_mnist_grayscale_png_images(mock_tfds):
 def test_imagenet2012_jpegs_and_names(mock_tfds):
     info = dataset_info("tfds:imagenet2012", None)
     assert info.num_classes == 1000 and info.class_names[0] == "tench, Tinca tinca"
-    input_fn = make_input_fn(
-        "tfds:imagenet2012",
-        data_dir=None,
-        split="train",
-        image_size=SIZE,
-        global_batch_size=4,
-        is_training=True,
-        seed=0,
-    )
-    images, labels = next(iter(input_fn(None)))
+    images, labels = next(iter(_train_input_fn("tfds:imagenet2012", seed=0)(None)))
     assert images.shape == (4, SIZE, SIZE, 3) and labels.shape == (4, 1000)
     assert np.allclose(labels.numpy().sum(axis=1), 1.0)
 
@@ -48,15 +44,7 @@ def test_input_context_is_passed_to_tfds(mock_tfds):
     context = tf.distribute.InputContext(
         num_input_pipelines=1, input_pipeline_id=0, num_replicas_in_sync=2
     )
-    input_fn = make_input_fn(
-        "tfds:mnist",
-        data_dir=None,
-        split="train",
-        image_size=SIZE,
-        global_batch_size=4,
-        is_training=True,
-    )
-    images, _ = next(iter(input_fn(context)))
+    images, _ = next(iter(_train_input_fn("tfds:mnist")(context)))
     assert images.shape == (2, SIZE, SIZE, 3)
 
 

@@ -4,21 +4,16 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import subprocess
-import sys
 
 import pytest
+from conftest import run_module
 import tensorflow as tf
 
 from inception_keras.export.__main__ import main
 
 
 def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "inception_keras.export", *args],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
+    return run_module("inception_keras.export", *args)
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from conftest import run_module
 import tensorflow as tf
 
 from inception_keras import build_inception_v3, inference_model
@@ -24,11 +23,7 @@ CLASS_NAMES = ("red", "green", "blue")
 
 
 def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "inception_keras.predict", *args],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
+    return run_module("inception_keras.predict", *args)
 
 
 @pytest.fixture(scope="module")

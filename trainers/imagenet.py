@@ -3,6 +3,8 @@ r"""Train Inception-v3 on ImageNet (or any supported dataset) with tf.distribute
     python -m trainers.imagenet                         # smoke recipe, bundled data, this CPU
     python -m trainers.imagenet --config tpu --tpu local --data_dir gs://BUCKET/imagenet
     python -m trainers.imagenet --config gpu --data_dir /data/imagenet --batch_size 512
+    python -m trainers.imagenet --config finetune --dataset folder:/data/my_photos
+    python -m trainers.imagenet --eval_only --model_dir runs/smoke --set eval_crops=10
     python -m trainers.imagenet --export_only --model_dir runs/smoke
 
 Reads top to bottom: flags -> config -> strategy -> data -> model and step functions -> train
@@ -33,6 +35,7 @@ recipes (--config): {', '.join(RECIPES)}; or a path to a .py file defining get_c
   paper  the paper's RMSprop recipe, 32 images per replica, 100 epochs, on GPUs
   tpu    the Cloud TPU reference: batch 1024, bfloat16, EMA, weight decay, ~170 epochs
   gpu    8-GPU recipe with mixed_float16
+  finetune  your own photos (--dataset folder:PATH) from Keras' ImageNet weights
 every config key can be changed with --set key=value (list them with --help_config), e.g.
   --set image_size=128 --set depth_multiplier=0.5 --set ema_momentum=none
 outputs: checkpoints, TensorBoard logs and config.json under --model_dir (default runs/<config>);

@@ -1,4 +1,4 @@
-"""Dropping, counting and reporting corrupt records without `py_function`.
+"""Dropping and counting corrupt records without `py_function`.
 
 Records are decoded in chunks of CHUNK_SIZE, each inside its own small dataset with
 `ignore_errors()`, padded with placeholders flagged `ok=False` back to the chunk's length: a
@@ -6,15 +6,14 @@ chunk always yields as many elements as it had records, the failed ones as place
 filter then drops placeholders and adds them to a process-wide counter. Unlike a bare
 `ignore_errors()`, the count is exact (nothing is in flight between the failure and the
 count); chunks amortise the per-dataset overhead and are decoded in parallel.
+`corrupt_records_seen()` is the process's total, for the caller to report (the trainer does at
+each epoch's end).
 """
 
-import logging
 import threading
 
-import keras
 import tensorflow as tf
 
-_logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _counter = None
 
@@ -76,27 +75,3 @@ def map_dropping_corrupt(dataset, fn, placeholder, *, deterministic):
         deterministic=deterministic,
     )
     return flagged.filter(keep).map(lambda output, ok: output)
-
-
-class CorruptRecordReport(keras.callbacks.Callback):
-    """Logs, once per epoch, how many corrupt records the input pipelines dropped in that epoch.
-
-    `log` is called with one line (default: `logging.warning`), and only when records were
-    dropped; `dropped_per_epoch` keeps every epoch's count. Read-ahead means a few of an epoch's
-    drops may belong to the first batches of the next one.
-    """
-
-    def __init__(self, log=None):
-        super().__init__()
-        self._log = log or _logger.warning
-        self._seen = corrupt_records_seen()
-        self.dropped_per_epoch = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        total = corrupt_records_seen()
-        dropped, self._seen = total - self._seen, total
-        self.dropped_per_epoch.append(dropped)
-        if dropped:
-            self._log(
-                f"epoch {epoch + 1}: dropped {dropped} corrupt or undecodable records ({total} in total)"
-            )

@@ -1,14 +1,22 @@
 """The stage every source shares: (encoded image, label) records -> (image, one-hot label).
 
+`ExampleOptions` says what the examples look like; one frozen object travels from
+`make_input_fn` through the source to `to_examples`.
 Training: shuffle, per-element stateless seeds, Inception train preprocessing, then repeat
 forever (after decoding, so an input whose every record is corrupt ends instead of spinning).
-Evaluation: one pass in file order with the central-crop preprocessing.
+Evaluation: one pass in file order with the central-crop preprocessing, or with `eval_crops` of
+10 or 144 every crop of `multi_crop` (an example's image is then [crops, S, S, 3]).
 """
+
+import dataclasses
 
 import tensorflow as tf
 
 from inception_keras.data.corrupt import map_dropping_corrupt
+from inception_keras.data.errors import DataError
+from inception_keras.data.multicrop import check_crops, multi_crop
 from inception_keras.data.preprocessing import preprocess_for_eval, preprocess_for_train
+from inception_keras.data.sharding import pipeline_seed
 
 SHUFFLE_BUFFER_SIZE = 8192
 
@@ -24,30 +32,78 @@ def one_hot_label(label, num_classes):
         return tf.one_hot(label, num_classes, dtype=tf.float32)
 
 
-def to_examples(
-    records,
-    extract,
-    *,
-    image_size,
-    is_training,
-    num_classes,
-    seed=None,
-    deterministic=False,
-    color_distortion=False,
-    shuffle=True,
-):
-    """Decodes a dataset of records into unbatched (float32 [S, S, 3] in [-1, 1], one-hot) pairs.
+@dataclasses.dataclass(frozen=True)
+class ExampleOptions:
+    """What every example of an input looks like; checked on creation (DataError).
 
-    `extract(record)` returns (encoded image bytes, 0-based label) and may fail on a corrupt
-    record: such records are dropped and counted (see `corrupt.py`). `shuffle=False` skips the
-    record shuffle (for sources that already shuffle everything, e.g. a file list).
+    image_size: S, the side of the square output images.
+    is_training: random crops, shuffled and repeated forever; else one pass of evaluation crops.
+    num_classes: length of the one-hot labels; None: the dataset's own number of classes.
+    seed: of the shuffles and augmentations (None: random); each input pipeline offsets it.
+    deterministic: a fixed element order (with a seed, fixed augmentations too).
+    color_distortion: training's colour distortion, see `preprocessing.COLOR_DISTORTIONS`.
+    eval_crops: evaluation only: 1, the central crop ([S, S, 3]); 10 or 144, every crop of
+        `multicrop.multi_crop` ([crops, S, S, 3]).
     """
-    placeholder = (tf.zeros([image_size, image_size, 3]), tf.zeros([num_classes]))
-    if not is_training:
+
+    image_size: int
+    is_training: bool
+    num_classes: int | None = None
+    seed: int | None = None
+    deterministic: bool = False
+    color_distortion: str | bool = "none"
+    eval_crops: int = 1
+
+    def __post_init__(self):
+        if not isinstance(self.image_size, int) or self.image_size < 1:
+            raise DataError(f"image_size must be a positive int, got {self.image_size!r}")
+        try:
+            check_crops(self.eval_crops)
+        except ValueError as error:
+            raise DataError(str(error)) from None
+        if self.eval_crops != 1 and self.is_training:
+            raise DataError(
+                f"eval_crops={self.eval_crops} is for evaluation input; training input "
+                "(is_training=True) takes one random crop per image"
+            )
+
+    @property
+    def image_shape(self):
+        """[S, S, 3], or [crops, S, S, 3] with multi-crop evaluation."""
+        image = [self.image_size, self.image_size, 3]
+        return image if self.eval_crops == 1 else [self.eval_crops, *image]
+
+    def with_default_classes(self, num_classes):
+        """These options with `num_classes` where they leave it to the dataset (None)."""
+        return self if self.num_classes else dataclasses.replace(self, num_classes=num_classes)
+
+    def for_pipeline(self, input_context):
+        """These options with this input pipeline's seed (see `sharding.pipeline_seed`)."""
+        return dataclasses.replace(self, seed=pipeline_seed(self.seed, input_context))
+
+
+def eval_image(image_bytes, options):
+    """The evaluation image(s) of encoded bytes: `options.image_shape`, float32 in [-1, 1]."""
+    if options.eval_crops == 1:
+        return preprocess_for_eval(image_bytes, options.image_size)
+    return multi_crop(image_bytes, options.image_size, options.eval_crops)
+
+
+def to_examples(records, extract, options, *, shuffle=True):
+    """Decodes a dataset of records into unbatched (float32 image in [-1, 1], one-hot) pairs.
+
+    Images are `options.image_shape`. `extract(record)` returns (encoded image bytes, 0-based
+    label) and may fail on a corrupt record: such records are dropped and counted (see
+    `corrupt.py`). `shuffle=False` skips the record shuffle (for sources that already shuffle
+    everything, e.g. a file list).
+    """
+    num_classes = options.num_classes
+    placeholder = (tf.zeros(options.image_shape), tf.zeros([num_classes]))
+    if not options.is_training:
 
         def eval_example(record):
             image_bytes, label = extract(record)
-            return preprocess_for_eval(image_bytes, image_size), one_hot_label(label, num_classes)
+            return eval_image(image_bytes, options), one_hot_label(label, num_classes)
 
         # zip((records,)) passes each record as one argument, whatever its own structure.
         return map_dropping_corrupt(
@@ -57,16 +113,19 @@ def to_examples(
     def train_example(record, example_seed):
         image_bytes, label = extract(record)
         image = preprocess_for_train(
-            image_bytes, image_size, example_seed, color_distortion=color_distortion
+            image_bytes, options.image_size, example_seed, color_distortion=options.color_distortion
         )
         return image, one_hot_label(label, num_classes)
 
     if shuffle:
-        records = records.shuffle(SHUFFLE_BUFFER_SIZE, seed=seed, reshuffle_each_iteration=True)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(
+        records = records.shuffle(SHUFFLE_BUFFER_SIZE, seed=options.seed, reshuffle_each_iteration=True)
+    seeds = tf.data.Dataset.random(seed=options.seed, rerandomize_each_iteration=True).batch(
         2, drop_remainder=True
     )
     examples = map_dropping_corrupt(
-        tf.data.Dataset.zip((records, seeds)), train_example, placeholder, deterministic=deterministic
+        tf.data.Dataset.zip((records, seeds)),
+        train_example,
+        placeholder,
+        deterministic=options.deterministic,
     )
     return examples.repeat()

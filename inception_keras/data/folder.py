@@ -19,9 +19,9 @@ import struct
 import tensorflow as tf
 
 from inception_keras.data.errors import DataError
-from inception_keras.data.examples import to_examples
+from inception_keras.data.examples import ExampleOptions, to_examples
 from inception_keras.data.preprocessing import decode_rgb
-from inception_keras.data.sharding import pipeline_seed, shard_items
+from inception_keras.data.sharding import shard_items
 from inception_keras.data.tfrecord import check_split
 
 # WebP is read where this TensorFlow decodes it (tf.io.decode_webp exists; TF 2.21 does).
@@ -117,36 +117,26 @@ def _read(record):
     return tf.io.read_file(path), label
 
 
-def folder_dataset(
-    root,
-    split,
-    *,
-    image_size,
-    is_training,
-    num_classes=None,
-    input_context=None,
-    seed=None,
-    deterministic=False,
-    color_distortion=False,
-):
-    """Unbatched (image, one-hot label) examples of this input pipeline's share of the images."""
+def folder_dataset(root, split, *, input_context=None, **options):
+    """Unbatched (image, one-hot label) examples of this input pipeline's share of the images.
+
+    `options` are `ExampleOptions`' fields (image_size and is_training at least); num_classes
+    defaults to the number of class folders.
+    """
+    return folder_examples(root, split, ExampleOptions(**options), input_context)
+
+
+def folder_examples(root, split, options, input_context=None):
+    """`folder_dataset` with its options as one `ExampleOptions`."""
     paths, labels = folder_files(root, split)
     pairs = shard_items(list(zip(paths, labels, strict=True)), input_context, f"image folder {root}")
-    seed = pipeline_seed(seed, input_context)
+    if not options.num_classes:  # listed only when needed: a round trip on object stores
+        options = options.with_default_classes(len(folder_class_names(root)))
+    options = options.for_pipeline(input_context)
     records = tf.data.Dataset.from_tensor_slices(([p for p, _ in pairs], [lbl for _, lbl in pairs]))
-    if is_training:
-        records = records.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
-    return to_examples(
-        records,
-        _read,
-        image_size=image_size,
-        is_training=is_training,
-        num_classes=num_classes or len(folder_class_names(root)),
-        seed=seed,
-        deterministic=deterministic,
-        color_distortion=color_distortion,
-        shuffle=False,
-    )
+    if options.is_training:
+        records = records.shuffle(len(pairs), seed=options.seed, reshuffle_each_iteration=True)
+    return to_examples(records, _read, options, shuffle=False)
 
 
 # --- Files the folder pipeline does not use, by name -------------------------------------------

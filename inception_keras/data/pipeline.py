@@ -5,9 +5,11 @@ Batches are static (`drop_remainder=True`) for training and evaluation alike, as
 Training input repeats forever (use `steps_per_epoch`); evaluation input is one pass in file
 order, and with `masked=True` its last partial batch is padded with zero-weight examples, so an
 evaluation scores every example exactly once.
-With `cache_dir`, decoded evaluation examples are cached there as tf.data cache files (one per
-dataset, split, image size and input pipeline; float32, about 1 MB per image at 299 px) after
-the first complete pass.
+The dataset's name goes through the one registry of sources (`sources.py`), the example options
+travel as one `ExampleOptions` (`examples.py`). `data_dir` is where the dataset lives;
+`cache_dir` is only where decoded single-crop evaluation examples are cached, as tf.data cache
+files (one per dataset, split, image size and input pipeline; float32, about 1 MB per image at
+299 px) after the first complete pass.
 """
 
 import hashlib
@@ -16,24 +18,16 @@ import re
 import tensorflow as tf
 
 from inception_keras.data.errors import DataError
-from inception_keras.data.folder import folder_dataset
-from inception_keras.data.info import parse_dataset
+from inception_keras.data.examples import ExampleOptions
 from inception_keras.data.sharding import pipeline_position
-from inception_keras.data.smoke import ensure_smoke_dataset
-from inception_keras.data.smoke_images import SMOKE_CLASS_NAMES
-from inception_keras.data.synthetic import synthetic_dataset
-from inception_keras.data.tfds_source import tfds_dataset
-from inception_keras.data.tfrecord import check_split, tfrecord_dataset
-from inception_keras.imagenet_classes import IMAGENET_NUM_CLASSES
+from inception_keras.data.sources import dataset_source
+from inception_keras.data.tfrecord import check_split
 
 OUTPUT_DTYPES = ("float32", "bfloat16", "float16")
 DEFAULT_DETERMINISTIC_SEED = 0
 
 
-def _check_arguments(split, image_size, global_batch_size):
-    check_split(split)
-    if not isinstance(image_size, int) or image_size < 1:
-        raise DataError(f"image_size must be a positive int, got {image_size!r}")
+def _check_batch_size(global_batch_size):
     if not isinstance(global_batch_size, int) or global_batch_size < 1:
         raise DataError(f"global_batch_size must be a positive int, got {global_batch_size!r}")
 
@@ -68,27 +62,6 @@ def _eval_cache_file(cache_dir, dataset, data_dir, split, image_size, input_cont
     return f"{cache_dir.rstrip('/')}/{name}-{key}-{split}-{image_size}px-{index}of{count}"
 
 
-def _examples(dataset, *, data_dir, split, input_context, **options):
-    kind, argument = parse_dataset(dataset)
-    if kind == "synthetic":
-        return synthetic_dataset(
-            image_size=options["image_size"],
-            is_training=options["is_training"],
-            num_classes=options["num_classes"],
-            seed=options["seed"],
-        )
-    if kind == "imagenet_tfrecord":
-        return tfrecord_dataset(data_dir, split, input_context=input_context, **options)
-    if kind == "smoke":
-        options["num_classes"] = options["num_classes"] or len(SMOKE_CLASS_NAMES)
-        return tfrecord_dataset(
-            ensure_smoke_dataset(data_dir), split, input_context=input_context, **options
-        )
-    if kind == "folder":
-        return folder_dataset(argument, split, input_context=input_context, **options)
-    return tfds_dataset(argument, split, data_dir=data_dir, input_context=input_context, **options)
-
-
 def make_input_fn(
     dataset,
     *,
@@ -104,15 +77,20 @@ def make_input_fn(
     color_distortion=False,
     cache_dir=None,
     masked=False,
+    eval_crops=1,
 ):
     """Returns `input_fn(input_context=None) -> tf.data.Dataset` of (images, one-hot labels).
 
     images: `dtype` [B, S, S, 3] in [-1, 1]; labels: float32 [B, num_classes]; B is the
     per-replica batch (the global batch without a context). Arguments are checked here, so a
-    mistake fails before any strategy is involved. `deterministic=True` fixes the element
-    order and augmentation (seed 0 unless `seed` is given). `smoke` is built on first use, with
-    `data_dir` as its cache root (None: the default cache). `cache_dir` caches decoded
-    evaluation examples (ignored for training, whose crops differ every epoch).
+    mistake fails before any strategy is involved. `data_dir` is where the dataset lives (see
+    `sources.py`; `smoke` is built there on first use, None: its default folder).
+    `deterministic=True` fixes the element order and augmentation (seed 0 unless `seed` is
+    given). `cache_dir` caches decoded evaluation examples (ignored for training, whose crops
+    differ every epoch, and for multi-crop evaluation, 10 or 144 times the size).
+
+    `eval_crops` of 10 or 144 (evaluation only) makes each example every crop of
+    `multicrop.multi_crop`: images are [B, crops, S, S, 3], B counting images, not crops.
 
     `masked=True` (evaluation) yields (images, labels, weights) instead: the examples with
     weight 1, then zero images with weight 0 forever, so the last partial batch is padded to
@@ -120,34 +98,38 @@ def make_input_fn(
     keep stepping together until the slowest pipeline is done; the consumer stops at the first
     batch that holds no real example (see `inception_keras.training.steps`).
     """
-    _check_arguments(split, image_size, global_batch_size)
+    check_split(split)
+    options = ExampleOptions(
+        image_size=image_size,
+        is_training=is_training,
+        num_classes=num_classes,
+        seed=DEFAULT_DETERMINISTIC_SEED if deterministic and seed is None else seed,
+        deterministic=deterministic,
+        color_distortion=color_distortion,
+        eval_crops=eval_crops,
+    )
+    _check_batch_size(global_batch_size)
     dtype = output_dtype(dtype)
-    if parse_dataset(dataset)[0] == "imagenet_tfrecord" and num_classes is None:
-        num_classes = IMAGENET_NUM_CLASSES
-    if deterministic and seed is None:
-        seed = DEFAULT_DETERMINISTIC_SEED
+    source = dataset_source(dataset)
+    cache = cache_dir if not is_training and eval_crops == 1 else None
 
     def input_fn(input_context=None):
-        examples = _examples(
-            dataset,
-            data_dir=data_dir,
-            split=split,
-            input_context=input_context,
-            image_size=image_size,
-            is_training=is_training,
-            num_classes=num_classes,
-            seed=seed,
-            deterministic=deterministic,
-            color_distortion=color_distortion,
-        )
-        if cache_dir and not is_training:
+        examples = source.examples(split, options, data_dir, input_context)
+        if cache:
             examples = examples.cache(
-                _eval_cache_file(cache_dir, dataset, data_dir, split, image_size, input_context)
+                _eval_cache_file(cache, dataset, data_dir, split, image_size, input_context)
             )
         if masked:
             examples = _pad_forever(examples)
         batch_size = per_replica_batch_size(global_batch_size, input_context)
-        batches = examples.batch(batch_size, drop_remainder=True, num_parallel_calls=tf.data.AUTOTUNE)
+        # Evaluation batches keep file order whatever `deterministic` says: a padding batch
+        # overtaking a real one would end a masked evaluation early.
+        batches = examples.batch(
+            batch_size,
+            drop_remainder=True,
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True if not is_training else None,
+        )
         # The cast comes last: the random and image ops above need float32.
         batches = batches.map(lambda images, *rest: (tf.cast(images, dtype), *rest))
         return batches.prefetch(tf.data.AUTOTUNE).with_options(_options(deterministic, input_context))

@@ -1,18 +1,17 @@
 """The bundled smoke dataset: generated once, deterministically, as ImageNet-format TFRecords.
 
-It lives in `<cache root>/smoke_v1/` where the cache root is `cache_dir`, else
-`$INCEPTION_KERAS_CACHE`, else `~/.cache/inception_keras`. It is written to a temporary sibling
-directory and renamed into place, so a killed first run never leaves a half-written set.
+Its folder is the `data_dir` given for it, else `$INCEPTION_KERAS_CACHE/smoke_v1/`, else
+`~/.cache/inception_keras/smoke_v1/`. It is written to a temporary sibling directory and renamed
+into place, so a killed first run never leaves a half-written set.
 """
 
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 
+from inception_keras.atomic import publish_dir, staging_dir
 from inception_keras.data.errors import DataError
 from inception_keras.data.smoke_images import SMOKE_CLASS_NAMES, draw_image
 from inception_keras.data.tfrecord import serialize_example
@@ -25,12 +24,12 @@ _MARKER = "smoke_info.json"
 _SEEDS = {"train": 1, "validation": 2}
 
 
-def smoke_dir(cache_dir=None):
-    root = (
-        cache_dir
-        or os.environ.get("INCEPTION_KERAS_CACHE")
-        or os.path.join("~", ".cache", "inception_keras")
-    )
+def smoke_dir(data_dir=None):
+    """The smoke set's folder: `data_dir` (as an absolute path), else the default folder
+    `<$INCEPTION_KERAS_CACHE or ~/.cache/inception_keras>/smoke_v1`."""
+    if data_dir:
+        return os.path.abspath(os.path.expanduser(data_dir))
+    root = os.environ.get("INCEPTION_KERAS_CACHE") or os.path.join("~", ".cache", "inception_keras")
     return os.path.join(os.path.expanduser(root), SMOKE_VERSION)
 
 
@@ -74,24 +73,25 @@ def write_smoke_dataset(
         )
 
 
-def ensure_smoke_dataset(cache_dir=None, **sizes):
-    """Builds the smoke dataset unless it is already complete; returns its directory.
+def ensure_smoke_dataset(data_dir=None, **sizes):
+    """Builds the smoke dataset in `smoke_dir(data_dir)` unless it is already complete there;
+    returns that folder.
 
+    The folder may be missing or empty; one holding other files is an error (DataError).
     `sizes` (train_per_class, validation_per_class) is for tests; the default is the real set.
     """
-    target = smoke_dir(cache_dir)
+    target = smoke_dir(data_dir)
     if os.path.isfile(os.path.join(target, _MARKER)):
         return target
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{SMOKE_VERSION}.partial-", dir=parent)
-    try:
-        write_smoke_dataset(staging, **sizes)
-        os.rename(staging, target)
-    except OSError as error:
-        # Another process may have finished first; anything else at `target` is not ours to replace.
-        if not os.path.isfile(os.path.join(target, _MARKER)):
-            raise DataError(f"cannot create the smoke dataset at {target!r}: {error}") from error
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with staging_dir(parent, prefix=f".{os.path.basename(target)}.partial-") as staging:
+        try:
+            write_smoke_dataset(staging, **sizes)
+            publish_dir(staging, target)
+        except OSError as error:
+            # Another process may have finished first; anything else at `target` is not ours to
+            # replace.
+            if not os.path.isfile(os.path.join(target, _MARKER)):
+                raise DataError(f"cannot create the smoke dataset at {target!r}: {error}") from error
     return target

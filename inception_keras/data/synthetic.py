@@ -6,21 +6,35 @@ model and the distribution strategy, not the data.
 
 import tensorflow as tf
 
-SYNTHETIC_NUM_CLASSES = 1000
-# ImageNet's split sizes, so a synthetic run has the same epoch length as a real one.
-SYNTHETIC_NUM_TRAIN_EXAMPLES = 1_281_167
-SYNTHETIC_NUM_EVAL_EXAMPLES = 50_000
+from inception_keras.data.examples import ExampleOptions
+from inception_keras.imagenet_classes import (
+    IMAGENET_NUM_CLASSES,
+    IMAGENET_NUM_EVAL_EXAMPLES,
+    IMAGENET_NUM_TRAIN_EXAMPLES,
+)
+
+# ImageNet's sizes, so a synthetic run has the same classes and epoch length as a real one.
+SYNTHETIC_NUM_CLASSES = IMAGENET_NUM_CLASSES
+SYNTHETIC_NUM_TRAIN_EXAMPLES = IMAGENET_NUM_TRAIN_EXAMPLES
+SYNTHETIC_NUM_EVAL_EXAMPLES = IMAGENET_NUM_EVAL_EXAMPLES
 
 
-def synthetic_dataset(*, image_size, is_training, num_classes=None, seed=None):
-    """Unbatched examples: float32 [S, S, 3] in [-1, 1] and a float32 one-hot label.
+def synthetic_dataset(**options):
+    """Unbatched examples: float32 images in [-1, 1] and float32 one-hot labels.
 
-    Infinite when training; `SYNTHETIC_NUM_EVAL_EXAMPLES` elements otherwise.
+    `options` are `ExampleOptions`' fields (image_size and is_training at least; the seed picks
+    the pair). Images are [S, S, 3] ([crops, S, S, 3] with `eval_crops`). Infinite when
+    training; `SYNTHETIC_NUM_EVAL_EXAMPLES` elements otherwise.
     """
-    num_classes = num_classes or SYNTHETIC_NUM_CLASSES
-    image_seed, label_seed = [seed or 0, 0], [seed or 0, 1]
-    image = tf.random.stateless_uniform([image_size, image_size, 3], image_seed, minval=-1.0, maxval=1.0)
-    label = tf.random.stateless_uniform([], label_seed, maxval=num_classes, dtype=tf.int32)
-    label = tf.one_hot(label, num_classes, dtype=tf.float32)
+    return synthetic_examples(ExampleOptions(**options))
+
+
+def synthetic_examples(options):
+    """`synthetic_dataset` with its options as one `ExampleOptions`."""
+    options = options.with_default_classes(SYNTHETIC_NUM_CLASSES)
+    seed = options.seed or 0
+    image = tf.random.stateless_uniform(options.image_shape, [seed, 0], minval=-1.0, maxval=1.0)
+    label = tf.random.stateless_uniform([], [seed, 1], maxval=options.num_classes, dtype=tf.int32)
+    label = tf.one_hot(label, options.num_classes, dtype=tf.float32)
     dataset = tf.data.Dataset.from_tensors((image, label)).repeat()
-    return dataset if is_training else dataset.take(SYNTHETIC_NUM_EVAL_EXAMPLES)
+    return dataset if options.is_training else dataset.take(SYNTHETIC_NUM_EVAL_EXAMPLES)

@@ -8,11 +8,11 @@ ILSVRC2012_img_val.tar); its labels are already 0..999 in sorted-synset order.
 
 import os
 
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from inception_keras.data.errors import DataError
-from inception_keras.data.examples import to_examples
-from inception_keras.data.sharding import pipeline_seed
+from inception_keras.data.examples import ExampleOptions, to_examples
 from inception_keras.data.tfrecord import check_split
 
 _FILE_CYCLE_LENGTH = 16
@@ -57,56 +57,81 @@ def tfds_split_name(builder, split):
     raise DataError(f"TFDS dataset {builder.name!r} has no {split!r} split (it has {sorted(available)})")
 
 
+# The archives a manual-download dataset is built from, where we know them (a builder's own
+# instructions are free text). TFDS builds imagenet2012 without ILSVRC2012_img_train.tar, but a
+# dataset prepared without its train split is not rebuilt when the archive arrives later.
+MANUAL_ARCHIVES = {"imagenet2012": ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")}
+IMAGENET_DOWNLOAD_PAGE = "https://image-net.org/download-images"
+
+
 def prepare(builder, data_dir):
     """Builds the dataset in `data_dir` unless it is there already (downloads unless manual)."""
     manual_dir = os.path.join(data_dir, "downloads", "manual") if data_dir else None
+    if manual_dir and builder.name in MANUAL_ARCHIVES and not builder.is_prepared():
+        _check_manual_archives(builder.name, manual_dir)
     try:
         builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
     except Exception as error:  # Download, manual-dir and build failures all surface here.
+        raise DataError(_prepare_failure(builder, data_dir, manual_dir, error)) from error
+
+
+def _check_manual_archives(name, manual_dir):
+    """DataError, in one line, naming the archives missing from `manual_dir` (local or gs://)."""
+    archives = MANUAL_ARCHIVES[name]
+    missing = [f for f in archives if not tf.io.gfile.exists(os.path.join(manual_dir, f))]
+    if missing:
         raise DataError(
-            f"could not prepare TFDS dataset {builder.name!r} in data_dir={data_dir!r}: {error}. "
-            f"Datasets that need a manual download (imagenet2012) expect the archives in "
-            f"{manual_dir or '<data_dir>/downloads/manual'}/"
-        ) from error
+            f"TFDS dataset {name!r} is built from its manual download: put {' and '.join(archives)} "
+            f"(from {IMAGENET_DOWNLOAD_PAGE}) in {manual_dir}/ (missing: {', '.join(missing)})"
+        )
 
 
-def tfds_dataset(
-    name,
-    split,
-    *,
-    data_dir=None,
-    image_size,
-    is_training,
-    num_classes=None,
-    input_context=None,
-    seed=None,
-    deterministic=False,
-    color_distortion=False,
-):
-    """Unbatched (image, one-hot label) examples of this input pipeline's files of a TFDS split."""
+def _prepare_failure(builder, data_dir, manual_dir, error):
+    """One line saying why `builder` could not be prepared."""
+    instructions = builder.MANUAL_DOWNLOAD_INSTRUCTIONS
+    if instructions and manual_dir and not (
+        tf.io.gfile.isdir(manual_dir) and tf.io.gfile.listdir(manual_dir)
+    ):
+        return (
+            f"TFDS dataset {builder.name!r} needs a manual download in {manual_dir}/: "
+            f"{_one_line(instructions)}"
+        )
+    return (
+        f"could not prepare TFDS dataset {builder.name!r} in data_dir={data_dir!r}: "
+        f"{type(error).__name__}: {_one_line(error)}"
+    )
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def tfds_dataset(name, split, *, data_dir=None, input_context=None, **options):
+    """Unbatched (image, one-hot label) examples of this input pipeline's files of a TFDS split.
+
+    `options` are `ExampleOptions`' fields (image_size and is_training at least); num_classes
+    defaults to the dataset's.
+    """
+    return tfds_examples(name, split, ExampleOptions(**options), data_dir, input_context)
+
+
+def tfds_examples(name, split, options, data_dir=None, input_context=None):
+    """`tfds_dataset` with its options as one `ExampleOptions`."""
     builder = tfds_builder(name, data_dir)
     prepare(builder, data_dir)
     image_key, label_key = supervised_keys(builder)
-    seed = pipeline_seed(seed, input_context)
+    num_classes = builder.info.features[label_key].num_classes
+    options = options.with_default_classes(num_classes).for_pipeline(input_context)
     read_config = tfds.ReadConfig(
         input_context=input_context,
-        shuffle_seed=seed,
+        shuffle_seed=options.seed,
         interleave_cycle_length=_FILE_CYCLE_LENGTH,
         try_autocache=False,
     )
     records = builder.as_dataset(
         split=tfds_split_name(builder, split),
-        shuffle_files=is_training,
+        shuffle_files=options.is_training,
         decoders={image_key: tfds.decode.SkipDecoding()},
         read_config=read_config,
     )
-    return to_examples(
-        records,
-        lambda example: (example[image_key], example[label_key]),
-        image_size=image_size,
-        is_training=is_training,
-        num_classes=num_classes or builder.info.features[label_key].num_classes,
-        seed=seed,
-        deterministic=deterministic,
-        color_distortion=color_distortion,
-    )
+    return to_examples(records, lambda example: (example[image_key], example[label_key]), options)

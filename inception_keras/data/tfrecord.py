@@ -8,10 +8,10 @@ are shifted to 0..N-1. Paths go through `tf.io.gfile`, so `gs://` buckets work.
 import tensorflow as tf
 
 from inception_keras.data.errors import DataError
-from inception_keras.data.examples import to_examples
-from inception_keras.data.sharding import pipeline_seed, shard_items
+from inception_keras.data.examples import ExampleOptions, to_examples
+from inception_keras.data.sharding import shard_items
+from inception_keras.imagenet_classes import IMAGENET_NUM_CLASSES
 
-IMAGENET_NUM_CLASSES = 1000
 SPLITS = ("train", "validation")
 LAYOUT = "<data_dir>/train-NNNNN-of-NNNNN and <data_dir>/validation-NNNNN-of-NNNNN TFRecord shards"
 _FILE_CYCLE_LENGTH = 16
@@ -94,29 +94,20 @@ def read_records(files, *, is_training, seed=None, deterministic=False):
     )
 
 
-def tfrecord_dataset(
-    data_dir,
-    split,
-    *,
-    image_size,
-    is_training,
-    num_classes=IMAGENET_NUM_CLASSES,
-    input_context=None,
-    seed=None,
-    deterministic=False,
-    color_distortion=False,
-):
-    """Unbatched (image, one-hot label) examples of this input pipeline's shards of a split."""
+def tfrecord_dataset(data_dir, split, *, input_context=None, **options):
+    """Unbatched (image, one-hot label) examples of this input pipeline's shards of a split.
+
+    `options` are `ExampleOptions`' fields (image_size and is_training at least); num_classes
+    defaults to ImageNet's 1000.
+    """
+    return tfrecord_examples(data_dir, split, ExampleOptions(**options), input_context)
+
+
+def tfrecord_examples(data_dir, split, options, input_context=None):
+    """`tfrecord_dataset` with its options as one `ExampleOptions`."""
     files = shard_items(shard_files(data_dir, split), input_context, f"{data_dir}/{split}-*-of-*")
-    seed = pipeline_seed(seed, input_context)
-    records = read_records(files, is_training=is_training, seed=seed, deterministic=deterministic)
-    return to_examples(
-        records,
-        parse_record,
-        image_size=image_size,
-        is_training=is_training,
-        num_classes=num_classes,
-        seed=seed,
-        deterministic=deterministic,
-        color_distortion=color_distortion,
+    options = options.with_default_classes(IMAGENET_NUM_CLASSES).for_pipeline(input_context)
+    records = read_records(
+        files, is_training=options.is_training, seed=options.seed, deterministic=options.deterministic
     )
+    return to_examples(records, parse_record, options)
