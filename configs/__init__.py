@@ -1,7 +1,8 @@
 """Training recipes as Python data: `get_config(name_or_path)` returns a `TrainConfig`.
 
-Recipes: paper, tpu, gpu, smoke (one module each, with a `get_config()` function). `--config` also
-accepts a path to any .py file defining `get_config()` that returns a `TrainConfig`.
+Recipes: smoke, paper, tpu, gpu, finetune (one module each, with a `get_config()` function).
+`--config` also accepts a path to any .py file defining `get_config()` that returns a
+`TrainConfig`.
 """
 
 import importlib
@@ -10,7 +11,7 @@ import os
 
 from configs.base import ConfigError, TrainConfig, apply_overrides, describe_fields
 
-RECIPES = ("smoke", "paper", "tpu", "gpu")
+RECIPES = ("smoke", "paper", "tpu", "gpu", "finetune")
 
 __all__ = ["RECIPES", "ConfigError", "TrainConfig", "apply_overrides", "describe_fields",
            "get_config"]

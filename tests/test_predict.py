@@ -62,6 +62,7 @@ def expected_top(model, path, k):
     return [(int(i), float(probabilities[i])) for i in best]
 
 
+@pytest.mark.slow
 def test_cli_classifies_with_a_version_folder_and_names_a_missing_file(export, images, model):
     good = str(images / "b.jpg")
     missing = str(images / "missing.jpg")

@@ -296,6 +296,7 @@ def test_unknown_color_distortion_is_rejected(encoded_image):
 
 # ------------------------------------------------------------------------------------- model
 
+@pytest.mark.slow
 def test_aux_5x5_conv_starts_like_slim_and_torchvision():
     from inception_keras import build_inception_v3
 

@@ -54,6 +54,7 @@ def weights_of(model):
     return [w.numpy().copy() for w in model.weights]
 
 
+@pytest.mark.slow
 def test_multi_step_call_under_xla_matches_single_steps(tiny_model):
     """2 calls of 3 steps, the replica step compiled by XLA == 6 one-step calls without XLA:
     static shapes, no host ops, no Python side effects inside the step."""

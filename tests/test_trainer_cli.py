@@ -49,28 +49,33 @@ def test_help_explains_the_defaults(tmp_path):
         assert words in result.stdout
 
 
+@pytest.mark.slow
 def test_tpu_without_tpu_says_what_was_looked_for(tmp_path):
     line = error_lines(run_trainer(["--strategy", "tpu"], tmp_path))
     assert "no TPU found; looked for TPU 'local' with TPUClusterResolver" in line
 
 
+@pytest.mark.slow
 def test_mirrored_without_gpus(tmp_path):
     line = error_lines(run_trainer(["--strategy", "mirrored"], tmp_path))
     assert "no GPU found" in line and "--cpu_devices 2" in line
 
 
+@pytest.mark.slow
 def test_missing_data(tmp_path):
     line = error_lines(run_trainer(
         ["--dataset", "imagenet_tfrecord", "--data_dir", str(tmp_path / "nowhere")], tmp_path))
     assert str(tmp_path / "nowhere") in line
 
 
+@pytest.mark.slow
 def test_batch_not_divisible_by_replicas(tmp_path):
     line = error_lines(run_trainer(
         ["--strategy", "mirrored", "--cpu_devices", "2", "--batch_size", "33"], tmp_path))
     assert "not divisible by the 2 replicas" in line and "--batch_size 32" in line
 
 
+@pytest.mark.slow
 def test_resume_with_conflicting_config(tmp_path):
     from configs import get_config
 
@@ -84,6 +89,7 @@ def test_resume_with_conflicting_config(tmp_path):
     assert not (run_dir / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_export_only_without_a_run(tmp_path):
     line = error_lines(run_trainer(["--export_only"], tmp_path))
     assert "has no config.json" in line

@@ -143,6 +143,7 @@ def test_fused_batch_norm_matches_keras_batch_norm(policy, tolerance):
         np.testing.assert_allclose(wa.numpy(), wb.numpy(), rtol=tolerance, atol=tolerance)
 
 
+@pytest.mark.slow
 def test_fused_batch_norm_inception_has_the_same_weights_and_inference():
     from inception_keras.training.fused_batch_norm import (FusedBatchNormalization,
                                                            with_fused_batch_norm)

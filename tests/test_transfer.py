@@ -92,6 +92,7 @@ def keras_like(tmp_path_factory):
 # --- load_init_weights from files ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_keras_file_into_a_model_with_other_classes_and_aux_head(keras_like):
     source, top, _ = keras_like
     model = tiny(classes=5, include_aux=True, seed=2)
@@ -122,6 +123,7 @@ def test_keras_notop_file(keras_like):
         assert_layer_equal(source, model, name)
 
 
+@pytest.mark.slow
 def test_imagenet_is_the_keras_file_and_same_classes_load_everything(keras_like, monkeypatch):
     source, top, _ = keras_like
     monkeypatch.setattr(weights_lib, "imagenet_weights_path", lambda include_top: top)
@@ -142,6 +144,7 @@ def ours(tmp_path_factory):
     return source, path
 
 
+@pytest.mark.slow
 def test_our_weights_file_with_aux_head_and_other_classes(ours):
     source, path = ours
     model = tiny(classes=5, include_aux=True, seed=5)
@@ -186,6 +189,7 @@ def test_imagenet_offline_says_which_file_to_get_and_where(wide, tmp_path, monke
     assert f"copy it into {tmp_path / 'keras' / 'models'}/" in message
 
 
+@pytest.mark.slow
 def test_unusable_files_are_clear_errors(tmp_path, keras_like, ours, wide):
     _, top, _ = keras_like
     text = tmp_path / "notes.h5"
@@ -231,6 +235,7 @@ def run_dir(tmp_path_factory):
     return str(model_dir), raw, averaged
 
 
+@pytest.mark.slow
 def test_run_dir_loads_the_ema_weights(run_dir):
     model_dir, raw, averaged = run_dir
     model = tiny(classes=5, include_aux=True, seed=10)
@@ -243,6 +248,7 @@ def test_run_dir_loads_the_ema_weights(run_dir):
             assert not np.array_equal(got, other)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_prefix_and_raw_weights(run_dir):
     model_dir, raw, _ = run_dir
     model = tiny(classes=3, include_aux=False, seed=11)  # the run's aux head is not used
@@ -253,6 +259,7 @@ def test_a_checkpoint_prefix_and_raw_weights(run_dir):
             np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.slow
 def test_run_dir_with_a_restore_fn(run_dir):
     model_dir, raw, _ = run_dir
     calls = []
@@ -268,6 +275,7 @@ def test_run_dir_with_a_restore_fn(run_dir):
     assert report.source.endswith("(custom)")
 
 
+@pytest.mark.slow
 def test_run_dir_of_another_network_is_refused(run_dir, wide):
     model_dir, _, _ = run_dir
     with pytest.raises(ValueError, match="another network"):
@@ -310,6 +318,7 @@ def test_unknown_layer_lists_close_names(model):
     assert "'all', 'head'" in str(error.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fused", [False, True])
 def test_frozen_batch_norm_runs_in_inference_mode(fused):
     net = tiny(classes=4, include_aux=True, seed=14)

@@ -385,15 +385,23 @@ def report_final(config, steps, info, results, summaries, is_chief):
     log(f"wrote {os.path.join(config.model_dir, 'eval.json')} and {png}")
 
 
-def load_init_weights(config, steps):
-    """Starts a fresh run from `init_weights` (classifiers of another size start fresh)."""
+def load_init_weights(config, steps, *, evaluating=False):
+    """Starts a fresh run from `init_weights` (classifiers of another size start fresh); for an
+    evaluation the weights must fit whole, classifier included."""
     from inception_keras.training import transfer
 
     try:
         report = transfer.load_init_weights(steps.model, config.init_weights,
                                             include_aux=config.include_aux)
     except ValueError as error:
-        raise _UserError(str(error)) from None
+        hint = (" (--eval_only builds the network of --config: pass the recipe the weights "
+                "were trained with, e.g. --config finetune for Keras' ImageNet file)"
+                if evaluating else "")
+        raise _UserError(f"{error}{hint}") from None
+    if evaluating and report.kept_fresh:
+        raise _UserError(f"--eval_only: {config.init_weights} has another number of classes than "
+                         f"{config.dataset} ({'; '.join(report.lines())}): scoring a fresh "
+                         "classifier means nothing; evaluate on the dataset the weights know")
     for line in report.lines():
         log(line)
     if steps.ema is not None:
@@ -457,7 +465,7 @@ def evaluate_only(flags_config):
     with strategy.scope():
         steps = build_training(config, info.num_classes, policy, strategy)
     if config.init_weights:
-        load_init_weights(config, steps)
+        load_init_weights(config, steps, evaluating=True)
     else:
         checkpoint_dir = os.path.join(config.model_dir, checkpoints.CHECKPOINT_SUBDIR)
         restored = checkpoints.restore_latest(steps_checkpoint(steps), checkpoint_dir,

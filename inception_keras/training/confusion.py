@@ -166,8 +166,9 @@ def per_class_lines(matrix, class_names=None, worst=10):
         others = row.copy()
         others[i] = -1.0
         other = int(np.argmax(others))  # a class with mistakes has another class predicted
+        mistaken = int(round(others[other]))
         lines.append(text + f": most often predicted as {class_names[other]} "
-                            f"({_images(int(round(others[other])))}, {others[other] / row.sum():.3f})")
+                            f"({_images(mistaken)}, {others[other] / row.sum():.3f})")
     return lines
 
 

@@ -1,0 +1,172 @@
+"""The `finetune` recipe: its choices, its placeholder dataset, and a tiny run through the CLI
+from a weights file to an export with the folder's class names, with frozen layers unchanged."""
+
+import importlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import configs
+from configs.base import apply_overrides
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLASSES = ("daisy", "rose", "tulip")  # the folder's classes, in label order
+SIZE, DEPTH = 75, 0.125  # the shrunk network of the CLI run
+SOURCE_CLASSES = 10  # the init weights' classifier: another size, so it starts fresh
+
+
+def test_recipe_validates_and_starts_from_imagenet():
+    config = configs.get_config("finetune").validate()
+    assert "finetune" in configs.RECIPES and config.name == "finetune"
+    assert config.init_weights == "imagenet"
+    # the only shape Keras' published weights load into, and they have no auxiliary head
+    assert (config.image_size, config.variant, config.depth_multiplier) == (299, "canonical", 1.0)
+    assert config.include_aux is False and config.aux_loss_weight == 0.0
+    assert 0 < config.head_epochs < config.epochs
+    assert config.trainable_from not in ("all", "head")  # the top blocks, not everything
+    assert config.model_name != configs.TrainConfig().model_name  # not the ImageNet model's path
+    assert config.strategy == "one_device"
+
+
+def test_trainable_from_names_the_top_blocks_of_the_network():
+    from inception_keras import build_inception_v3
+    from inception_keras.training.transfer import set_trainable_from
+
+    config = configs.get_config("finetune")
+    model = build_inception_v3(weights=None, input_shape=(SIZE, SIZE, 3), classes=5,
+                               include_aux=config.include_aux, depth_multiplier=DEPTH)
+    assert config.trainable_from in [layer.name for layer in model.layers]
+    top = set_trainable_from(model, config.trainable_from)
+    below = set_trainable_from(model, "mixed7")  # one 17x17 block more
+    head = set_trainable_from(model, "head")
+    assert set(head.trainable_layers) < set(top.trainable_layers) < set(below.trainable_layers)
+    assert "predictions" in top.trainable_layers and model.layers[1].name in top.frozen_layers
+
+
+def test_placeholder_dataset_fails_with_the_path_to_replace():
+    from inception_keras.data import DataError, dataset_info
+
+    config = configs.get_config("finetune")
+    assert config.dataset.startswith("folder:")
+    with pytest.raises(DataError, match="image folder '/path/to/photos' does not exist"):
+        dataset_info(config.dataset, config.data_dir)
+    docstring = importlib.import_module("configs.finetune").__doc__
+    assert "python -m trainers.imagenet --config finetune --dataset folder:/path/to/photos" in \
+        docstring
+
+
+def test_tfds_dataset_is_one_override_away():
+    config = apply_overrides(configs.get_config("finetune"), ["dataset=tfds:tf_flowers"])
+    assert config.validate().dataset == "tfds:tf_flowers"
+
+
+# --------------------------------------------------------------------------- the CLI, tiny run
+
+
+def write_folder(root, per_class=6, validation=2):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", per_class), ("validation", validation)):
+        for label, name in enumerate(CLASSES):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 256, (48, 64, 3)).astype("uint8")
+                pixels[..., label] = 255  # a colour per class
+                (folder / f"{i}.jpg").write_bytes(tf.io.encode_jpeg(pixels).numpy())
+    return root
+
+
+def tiny_model(classes):
+    from inception_keras import build_inception_v3
+
+    config = configs.get_config("finetune")
+    return build_inception_v3(weights=None, input_shape=(SIZE, SIZE, 3), classes=classes,
+                              include_aux=config.include_aux, depth_multiplier=DEPTH)
+
+
+def weights_by_layer(model):
+    return {layer.name: [w.numpy() for w in layer.weights] for layer in model.layers
+            if layer.weights}
+
+
+def loaded(source):
+    """The weights `source` (a weights file or a checkpoint) gives a fresh tiny 3-class model."""
+    from inception_keras.training.transfer import load_init_weights
+
+    model = tiny_model(len(CLASSES))
+    load_init_weights(model, source, ema=False)
+    return weights_by_layer(model)
+
+
+def changed_layers(before, after):
+    return {name for name in before
+            if any(not np.array_equal(a, b) for a, b in zip(before[name], after[name]))}
+
+
+def run_finetune(tmp_path, *args):
+    command = [sys.executable, "-m", "trainers.imagenet", "--config", "finetune",
+               "--strategy", "cpu", "--precision", "float32",
+               "--model_dir", str(tmp_path / "run"), "--export_dir", str(tmp_path / "exports"),
+               "--epochs", "2", "--steps_per_epoch", "2", "--batch_size", "4",
+               "--set", f"image_size={SIZE}", "--set", f"depth_multiplier={DEPTH}",
+               "--set", "image_summaries=false", "--set", "head_epochs=1", *args]
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    environment.pop("TF_CONFIG", None)
+    result = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True,
+                            timeout=900)
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_without_a_dataset_the_cli_names_the_placeholder(tmp_path):
+    code, output = run_finetune(tmp_path)
+    assert code == 2, output[-3000:]
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "'/path/to/photos' does not exist" in errors[0], output[-3000:]
+    assert "Traceback" not in output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trainable_from", ["head", "mixed9"])
+def test_tiny_finetune_exports_the_folders_classes_and_keeps_frozen_layers(
+        trainable_from, tmp_path):
+    import tensorflow as tf
+
+    from inception_keras.training.transfer import set_trainable_from
+
+    photos = write_folder(tmp_path / "photos")
+    init_file = str(tmp_path / "init.weights.h5")
+    tiny_model(SOURCE_CLASSES).save_weights(init_file)  # random, another number of classes
+
+    code, output = run_finetune(tmp_path, "--dataset", f"folder:{photos}",
+                                "--set", f"init_weights={init_file}",
+                                "--set", f"trainable_from={trainable_from}")
+    assert code == 0, output[-4000:]
+    assert "Traceback" not in output
+    assert "init weights:" in output and "kept fresh" in output, output[-4000:]
+
+    # the export answers with the folder's class names
+    export = tmp_path / "exports" / configs.get_config("finetune").model_name / "1"
+    assert (export / "saved_model.pb").exists(), output[-3000:]
+    serve = tf.saved_model.load(str(export)).signatures["serving_default"]
+    jpeg = (photos / "validation" / "rose" / "0.jpg").read_bytes()
+    answer = serve(image_bytes=tf.constant([jpeg]))
+    names = {n.decode() for n in answer["class_names"].numpy()[0]}
+    assert names == set(CLASSES)
+
+    # frozen layers: exactly the init file's weights (batch-norm statistics included) in the
+    # checkpoint after the head-only epoch and in the final one; trainable ones changed
+    init = loaded(init_file)
+    state = tf.train.get_checkpoint_state(str(tmp_path / "run" / "checkpoints"))
+    after_head_epoch, final = state.all_model_checkpoint_paths[0], state.model_checkpoint_path
+    assert after_head_epoch != final
+    summary = set_trainable_from(tiny_model(len(CLASSES)), trainable_from)
+    trainable = set(summary.trainable_layers) - {"predictions"}
+    assert changed_layers(init, loaded(after_head_epoch)) == {"predictions"}
+    assert changed_layers(init, loaded(final)) == trainable | {"predictions"}
+    assert bool(trainable) == (trainable_from != "head")
