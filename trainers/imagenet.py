@@ -147,8 +147,7 @@ def run(config, *, export_only=False):
     strategy, policy, reason = _setup_strategy(config)
     import keras
 
-    from inception_keras.training import distribute
-    from inception_keras.training import checkpoints, ema, preemption
+    from inception_keras.training import checkpoints, distribute, ema, preemption
 
     replicas = strategy.num_replicas_in_sync
     task_type, task_id, is_chief = distribute.task_info(strategy)
