@@ -1,5 +1,6 @@
 """`--strategy mirrored --cpu_devices 2` through the CLI: 3 epochs validating after each, killed
-in epoch 2 (kill -9, or SIGTERM as a preemption notice) and resumed by the same command.
+in epoch 2 with kill -9, resumed by the same command, stopped in epoch 2 again with SIGTERM (a
+preemption notice) and resumed once more to the end.
 
 kill -9 loses the steps since the last checkpoint (the end of epoch 1 here); SIGTERM saves at
 the step in flight, and the rerun resumes there. Each validation scores the same images.
@@ -28,20 +29,26 @@ def trainer_command(tmp_path, *extra):
             "--set", "log_every_steps=1", "--set", "image_summaries=false", *extra]
 
 
-def start_and_signal_in_epoch_2(tmp_path, sig):
-    """Runs the trainer until it logs a step of epoch 2, sends `sig`; returns (code, log)."""
-    log_path = tmp_path / "first.log"
+def start_and_signal(tmp_path, sig, when, log_name):
+    """Runs the trainer until its log shows `when`, sends `sig`; returns (code, log)."""
+    log_path = tmp_path / log_name
     with open(log_path, "w") as log:
-        first = subprocess.Popen(trainer_command(tmp_path), cwd=REPO, stdout=log,
-                                 stderr=subprocess.STDOUT)
+        run = subprocess.Popen(trainer_command(tmp_path), cwd=REPO, stdout=log,
+                               stderr=subprocess.STDOUT)
         deadline = time.time() + 400
-        while first.poll() is None and time.time() < deadline:
-            if f"epoch 2/{EPOCHS} step 2/{STEPS_PER_EPOCH}" in log_path.read_text():
-                first.send_signal(sig)
+        while run.poll() is None and time.time() < deadline:
+            if when in log_path.read_text():
+                run.send_signal(sig)
                 break
             time.sleep(0.05)
-        code = first.wait(timeout=300)
+        code = run.wait(timeout=300)
     return code, log_path.read_text()
+
+
+def resumed_at(output):
+    match = re.search(r"resumed from epoch (\d+) step (\d+) \(global step (\d+)\)", output)
+    assert match, output[-3000:]
+    return tuple(map(int, match.groups()))
 
 
 def validations(output):
@@ -50,27 +57,34 @@ def validations(output):
         r"epoch (\d+)/\d+ done .*val_top1 ([0-9.]+) .* on (\d+) images", output)]
 
 
-def rerun(tmp_path):
-    second = subprocess.run(trainer_command(tmp_path), cwd=REPO, capture_output=True,
-                            text=True, timeout=500)
-    output = second.stdout + second.stderr
-    assert second.returncode == 0, output[-4000:]
-    assert "Traceback" not in output
-    match = re.search(r"resumed from epoch (\d+) step (\d+) \(global step (\d+)\)", output)
-    assert match, output[-3000:]
-    return output, tuple(map(int, match.groups()))
-
-
 @pytest.mark.slow
-def test_kill_9_in_epoch_2_then_the_same_command_resumes_and_validates_twice_more(tmp_path):
-    code, first = start_and_signal_in_epoch_2(tmp_path, signal.SIGKILL)
+def test_kill_9_then_sigterm_in_epoch_2_and_the_same_command_resumes_each_time(tmp_path):
+    total = EPOCHS * STEPS_PER_EPOCH
+    in_epoch_2 = f"epoch 2/{EPOCHS} step 2/{STEPS_PER_EPOCH}"
+    # kill -9 in epoch 2: nothing is saved, the newest checkpoint is epoch 1's end
+    code, first = start_and_signal(tmp_path, signal.SIGKILL, in_epoch_2, "first.log")
     assert code == -signal.SIGKILL, first[-3000:]
     assert [v[0] for v in validations(first)] == [1]
     assert not (tmp_path / "exports").exists()
 
-    output, (epoch, in_epoch, step) = rerun(tmp_path)
-    assert (epoch, in_epoch, step) == (1, STEPS_PER_EPOCH, STEPS_PER_EPOCH)  # epoch 1's checkpoint
-    total = EPOCHS * STEPS_PER_EPOCH
+    # the same command resumes there; SIGTERM in its epoch 2 saves the step in flight
+    code, second = start_and_signal(tmp_path, signal.SIGTERM, in_epoch_2, "second.log")
+    assert resumed_at(second) == (1, STEPS_PER_EPOCH, STEPS_PER_EPOCH), second[-3000:]
+    assert code == 128 + signal.SIGTERM, second[-3000:]
+    match = re.search(r"SIGTERM: saved \S+ at step (\d+); rerun the same command to resume",
+                      second)
+    assert match, second[-3000:]
+    saved_step = int(match.group(1))
+    assert STEPS_PER_EPOCH + 2 <= saved_step < 2 * STEPS_PER_EPOCH  # mid epoch 2, not its start
+
+    # ... and the third run resumes at that step, validates twice more and exports
+    third = subprocess.run(trainer_command(tmp_path), cwd=REPO, capture_output=True, text=True,
+                           timeout=500)
+    output = third.stdout + third.stderr
+    assert third.returncode == 0, output[-4000:]
+    assert "Traceback" not in output
+    epoch, in_epoch, step = resumed_at(output)
+    assert step == saved_step and epoch == 2 and in_epoch == saved_step - STEPS_PER_EPOCH
     assert f"training done: {total - step} steps" in output
     seen = validations(output)
     assert [v[0] for v in seen] == [2, 3]
@@ -87,25 +101,10 @@ def test_kill_9_in_epoch_2_then_the_same_command_resumes_and_validates_twice_mor
     counter = [n for n in reader.get_variable_to_shape_map() if n.startswith("counters/step")]
     assert counter and int(reader.get_tensor(counter[0])) == total
 
+    # --export_only adds version 2 and leaves version 1 as it was
     saved_pb = (version_1 / "saved_model.pb").read_bytes()
     again = subprocess.run(trainer_command(tmp_path, "--export_only"), cwd=REPO,
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     assert f"exported the model to {tmp_path / 'exports' / 'inception_v3' / '2'}" in again.stdout
     assert (version_1 / "saved_model.pb").read_bytes() == saved_pb
-
-
-@pytest.mark.slow
-def test_sigterm_saves_at_the_step_in_flight_and_the_rerun_resumes_there(tmp_path):
-    code, first = start_and_signal_in_epoch_2(tmp_path, signal.SIGTERM)
-    assert code == 128 + signal.SIGTERM, first[-3000:]
-    match = re.search(r"SIGTERM: saved \S+ at step (\d+); rerun the same command to resume",
-                      first)
-    assert match, first[-3000:]
-    saved_step = int(match.group(1))
-    assert STEPS_PER_EPOCH + 2 <= saved_step < 2 * STEPS_PER_EPOCH  # mid epoch 2, not its start
-
-    output, (epoch, in_epoch, step) = rerun(tmp_path)
-    assert step == saved_step and epoch == 2 and in_epoch == saved_step - STEPS_PER_EPOCH
-    assert [v[0] for v in validations(output)] == [2, 3]
-    assert "exported the model to" in output
