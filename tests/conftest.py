@@ -48,6 +48,30 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 
+# Files of minutes of subprocess training, longest first: they are collected (so started) before
+# every other file, because `--dist loadfile` hands whole files to the two xdist workers in
+# collection order; started last, one of them would run alone at the end of the session.
+LONGEST_FILES_FIRST = (
+    "test_trainer_mirrored.py",
+    "test_trainer_main_job.py",
+    "test_recipe_matrix.py",
+    "test_trainer_multi_worker.py",
+    "test_finetune_recipe.py",
+    "test_trainer_eval_only.py",
+    "test_data_tfds_prepare.py",
+    "test_model.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = item.path.name
+        return LONGEST_FILES_FIRST.index(name) if name in LONGEST_FILES_FIRST else \
+            len(LONGEST_FILES_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside each file and among the others is kept
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(SESSION_DIR, ignore_errors=True)
 

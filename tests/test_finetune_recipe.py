@@ -1,8 +1,12 @@
 """The `finetune` recipe: its choices, its placeholder dataset, and a tiny run through the CLI
-from a weights file to an export with the folder's class names, with frozen layers unchanged."""
+from a weights file to an export with the folder's class names, with frozen layers unchanged:
+its head-only epoch, then a resume (which must not load the init weights again) for its second
+epoch, with the top blocks unfrozen. This is also the recipe's case of the recipe matrix
+(tests/test_recipe_matrix.py): 2 epochs, a validation after each, to its export."""
 
 import importlib
 import os
+import re
 import subprocess
 import sys
 
@@ -108,11 +112,11 @@ def changed_layers(before, after):
             if any(not np.array_equal(a, b) for a, b in zip(before[name], after[name]))}
 
 
-def run_finetune(tmp_path, *args):
+def run_finetune(tmp_path, *args, epochs=2):
     command = [sys.executable, "-m", "trainers.imagenet", "--config", "finetune",
                "--strategy", "cpu", "--precision", "float32",
                "--model_dir", str(tmp_path / "run"), "--export_dir", str(tmp_path / "exports"),
-               "--epochs", "2", "--steps_per_epoch", "2", "--batch_size", "4",
+               "--epochs", str(epochs), "--steps_per_epoch", "2", "--batch_size", "4",
                "--set", f"image_size={SIZE}", "--set", f"depth_multiplier={DEPTH}",
                "--set", "image_summaries=false", "--set", "head_epochs=1", *args]
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -131,10 +135,14 @@ def test_without_a_dataset_the_cli_names_the_placeholder(tmp_path):
     assert "Traceback" not in output
 
 
+def validated_epochs(output):
+    """Epochs with a validation over the whole folder split (3 classes x 2 images)."""
+    return [int(epoch) for epoch in re.findall(r"epoch (\d+)/\d+ done .*val_top1 [0-9.]+ .* on 6 "
+                                               r"images", output)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("trainable_from", ["head", "mixed9"])
-def test_tiny_finetune_exports_the_folders_classes_and_keeps_frozen_layers(
-        trainable_from, tmp_path):
+def test_tiny_finetune_resumes_exports_the_folders_classes_and_keeps_frozen_layers(tmp_path):
     import tensorflow as tf
 
     from inception_keras.training.transfer import set_trainable_from
@@ -142,17 +150,27 @@ def test_tiny_finetune_exports_the_folders_classes_and_keeps_frozen_layers(
     photos = write_folder(tmp_path / "photos")
     init_file = str(tmp_path / "init.weights.h5")
     tiny_model(SOURCE_CLASSES).save_weights(init_file)  # random, another number of classes
+    trainable_from = configs.get_config("finetune").trainable_from
+    command = ["--dataset", f"folder:{photos}", "--set", f"init_weights={init_file}"]
 
-    code, output = run_finetune(tmp_path, "--dataset", f"folder:{photos}",
-                                "--set", f"init_weights={init_file}",
-                                "--set", f"trainable_from={trainable_from}")
-    assert code == 0, output[-4000:]
-    assert "Traceback" not in output
-    assert "init weights:" in output and "kept fresh" in output, output[-4000:]
+    # epoch 1 of 2 (the head-only epoch), stopped there as --epochs 1
+    code, first = run_finetune(tmp_path, *command, epochs=1)
+    assert code == 0, first[-4000:]
+    assert "Traceback" not in first
+    assert "init weights:" in first and "kept fresh" in first, first[-4000:]
+    assert "trainable from head" in first
+    # the same command for 2 epochs resumes: its own checkpoint, not the init weights again
+    code, second = run_finetune(tmp_path, *command, epochs=2)
+    assert code == 0, second[-4000:]
+    assert "Traceback" not in second
+    assert "resumed from epoch 1 step 2 (global step 2)" in second, second[-4000:]
+    assert "init weights:" not in second
+    assert f"trainable from {trainable_from}" in second
+    assert validated_epochs(first) + validated_epochs(second) == [1, 2]
 
     # the export answers with the folder's class names
-    export = tmp_path / "exports" / configs.get_config("finetune").model_name / "1"
-    assert (export / "saved_model.pb").exists(), output[-3000:]
+    export = tmp_path / "exports" / configs.get_config("finetune").model_name / "2"
+    assert f"exported the model to {export}" in second
     serve = tf.saved_model.load(str(export)).signatures["serving_default"]
     jpeg = (photos / "validation" / "rose" / "0.jpg").read_bytes()
     answer = serve(image_bytes=tf.constant([jpeg]))
@@ -167,6 +185,6 @@ def test_tiny_finetune_exports_the_folders_classes_and_keeps_frozen_layers(
     assert after_head_epoch != final
     summary = set_trainable_from(tiny_model(len(CLASSES)), trainable_from)
     trainable = set(summary.trainable_layers) - {"predictions"}
+    assert trainable and "predictions" in summary.trainable_layers
     assert changed_layers(init, loaded(after_head_epoch)) == {"predictions"}
     assert changed_layers(init, loaded(final)) == trainable | {"predictions"}
-    assert bool(trainable) == (trainable_from != "head")

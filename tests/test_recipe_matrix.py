@@ -4,8 +4,14 @@ Each case keeps what makes its recipe itself (optimizer, EMA, steps_per_executio
 augmentation and the precision of the device it is written for) and only shrinks the model and
 the run: 75 px, depth_multiplier 0.125, 2 epochs of 3 steps, validation after each epoch. These
 runs would have caught the breakages that shortened tests missed (a second validation, the `gpu`
-recipe under mixed_float16, `tpu`'s epoch length with steps_per_execution 100). TFDS, the last
-dataset kind, is prepared for real in tests/test_data_tfds_prepare.py; `smoke` is the recipes' own.
+recipe under mixed_float16, `tpu`'s epoch length with steps_per_execution 100).
+
+Each run pairs a recipe with a dataset kind, so every recipe and every kind runs once:
+`paper` on ImageNet TFRecord shards, `gpu` on an image folder, `tpu` on synthetic data. The other
+two recipes and kinds run elsewhere, the same way, to their exports: `smoke` (recipe and dataset)
+is the README main job itself (tests/test_trainer_main_job.py, 4 epochs at full size); `finetune`
+on a folder, 2 epochs with a resume between them (tests/test_finetune_recipe.py); TFDS is
+prepared for real and trained on in tests/test_data_tfds_prepare.py.
 """
 
 import os
@@ -25,9 +31,6 @@ TINY = ["--epochs", str(EPOCHS), "--steps_per_epoch", str(STEPS), "--batch_size"
         "--set", "eval_every_epochs=1", "--set", "eval_steps=2", "--set", "image_summaries=false"]
 # the precision of the hardware each recipe is written for (auto would pick this CPU's)
 PRECISION = {"tpu": "mixed_bfloat16", "gpu": "mixed_float16"}
-# Keras' ImageNet file cannot be downloaded here and fits no 0.125-wide model: finetune starts
-# fresh in the matrix (tests/test_finetune_recipe.py starts it from a weights file)
-EXTRA = {"finetune": ["--set", "init_weights=none", "--set", "model_name=inception_v3"]}
 
 
 def run_trainer(tmp_path, *args):
@@ -46,18 +49,6 @@ def assert_ran_to_export(code, output, tmp_path):
     assert f"epoch {EPOCHS}/{EPOCHS} step {STEPS}/{STEPS}" in output  # exactly STEPS per epoch
     assert re.search(r"final evaluation .* on \d+ images", output), output[-2000:]
     assert (tmp_path / "exports" / "inception_v3" / "1" / "saved_model.pb").exists()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("recipe", RECIPES)
-def test_recipe_runs_to_its_export(recipe, tmp_path):
-    args = ["--config", recipe, "--dataset", "smoke", *EXTRA.get(recipe, [])]
-    if recipe in PRECISION:
-        args += ["--precision", PRECISION[recipe]]
-    code, output = run_trainer(tmp_path, *args)
-    assert_ran_to_export(code, output, tmp_path)
-    if recipe in PRECISION:
-        assert f"precision   {PRECISION[recipe]} (set by --precision)" in output
 
 
 def write_folder(root, classes=3, per_class=6):
@@ -90,13 +81,33 @@ def write_tfrecords(root):
     return root
 
 
+# recipe -> the dataset kind it runs on (see the module docstring for the other two of each)
+RUNS = {"paper": "imagenet_tfrecord", "gpu": "folder", "tpu": "synthetic"}
+ELSEWHERE = {"smoke": "test_trainer_main_job.py", "finetune": "test_finetune_recipe.py"}
+
+
+def test_every_recipe_and_dataset_kind_has_a_run():
+    from inception_keras.data.sources import SOURCES
+
+    assert set(RUNS) | set(ELSEWHERE) == set(RECIPES)
+    kinds = set(RUNS.values()) | {"smoke", "folder", "tfds"}  # smoke, finetune, tfds elsewhere
+    assert kinds == {source.form.partition(":")[0] for source in SOURCES}
+    for test_file in ELSEWHERE.values():
+        assert os.path.exists(os.path.join(REPO, "tests", test_file))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["synthetic", "folder", "imagenet_tfrecord"])  # smoke: above
-def test_dataset_kind_runs_to_its_export(kind, tmp_path):
-    args = ["--dataset", kind]
+@pytest.mark.parametrize("recipe", sorted(RUNS))
+def test_recipe_runs_to_its_export_on_its_dataset_kind(recipe, tmp_path):
+    kind = RUNS[recipe]
+    args = ["--config", recipe, "--dataset", kind]
     if kind == "folder":
-        args = ["--dataset", f"folder:{write_folder(tmp_path / 'photos')}"]
+        args = ["--config", recipe, "--dataset", f"folder:{write_folder(tmp_path / 'photos')}"]
     elif kind == "imagenet_tfrecord":
         args += ["--data_dir", str(write_tfrecords(tmp_path / "shards"))]
+    if recipe in PRECISION:
+        args += ["--precision", PRECISION[recipe]]
     code, output = run_trainer(tmp_path, *args)
     assert_ran_to_export(code, output, tmp_path)
+    if recipe in PRECISION:
+        assert f"precision   {PRECISION[recipe]} (set by --precision)" in output

@@ -1,5 +1,6 @@
-"""`--eval_only` of a run (multi-crop, EMA weights, eval.json, per-class results) and the
-resume of a fine-tune run started from another run's weights, through the CLI."""
+"""`--eval_only` of a run (multi-crop, EMA weights, eval.json, per-class results) through the CLI.
+(The resume of a fine-tune run, which must not load its init weights again, is in
+tests/test_finetune_recipe.py.)"""
 
 import json
 import os
@@ -51,17 +52,3 @@ def test_eval_only_mistakes_are_one_line(tmp_path):
     assert code == 2 and "error: --eval_only:" in output and "Traceback" not in output
     code, output = trainer("--eval_only", "--export_only", "--model_dir", str(tmp_path))
     assert code == 2 and "pick one" in output
-
-
-@pytest.mark.slow
-def test_a_fine_tune_run_resumes_without_loading_its_init_weights_again(pretrained, tmp_path):
-    command = ["--model_dir", str(tmp_path / "run"), "--export_dir", str(tmp_path / "exp"),
-               "--set", f"init_weights={pretrained}", "--set", "trainable_from=head", *TINY]
-    code, first = trainer(*command, "--epochs", "1")
-    assert code == 0, first[-3000:]
-    assert "init weights: " in first and "trainable from head" in first
-    code, second = trainer(*command, "--epochs", "2")
-    assert code == 0, second[-3000:]
-    assert "resumed from epoch 1 step 2 (global step 2)" in second
-    assert "init weights: " not in second  # the run's own checkpoint wins
-    assert "epoch 2/2 done" in second
