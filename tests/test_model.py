@@ -22,6 +22,11 @@ def images(shape, batch=2, seed=0):
     return np.random.default_rng(seed).uniform(-1, 1, (batch, *shape)).astype("float32")
 
 
+def infer(model, x):
+    """The model's inference output as NumPy: one eager call (no `predict` graph to trace)."""
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
 @pytest.fixture(scope="module")
 def small_model():
     """A narrow canonical model with both heads, on non-square images (quick to build)."""
@@ -57,17 +62,42 @@ def test_single_output_without_aux(small_model_without_aux):
     assert model.get_layer("predictions").activation.__name__ == "softmax"
 
 
-def test_table1_shapes_at_minimum_size():
-    model = build_inception_v3(variant="table1", input_shape=(75, 75, 3), classes=5, **SMALL)
+@pytest.fixture(scope="module")
+def small_table1_model():
+    """A narrow table1 model at the minimum size; also the source of a foreign weights file."""
+    return build_inception_v3(variant="table1", input_shape=(75, 75, 3), classes=5, **SMALL)
+
+
+def test_table1_shapes_at_minimum_size(small_table1_model):
+    model = small_table1_model
     # Keras computes every layer's static shape while building: a grid that shrank to nothing
-    # at 75 px would already have failed above.
+    # at 75 px would already have failed in the fixture.
     assert [tuple(output.shape) for output in model.outputs] == [(None, 5), (None, 5)]
 
 
+# Full-size models, each built once for the tests that only read them (none changes them).
+@pytest.fixture(scope="module")
+def canonical_model():
+    return build_inception_v3()
+
+
+@pytest.fixture(scope="module")
+def canonical_model_without_aux():
+    return build_inception_v3(include_aux=False)
+
+
+@pytest.fixture(scope="module")
+def table1_model():
+    return build_inception_v3(variant="table1")
+
+
 @pytest.mark.slow  # the full-size network
-def test_canonical_parameter_count_equals_keras_applications():
-    ours = build_inception_v3(include_aux=False)
-    theirs = keras.applications.InceptionV3(weights=None)
+def test_canonical_parameter_count_equals_keras_applications(
+    canonical_model_without_aux, keras_reference
+):
+    ours = canonical_model_without_aux
+    # Keras' model at 75 px: its weights (count and shapes) do not depend on the input size.
+    theirs = keras_reference
     assert ours.count_params() == theirs.count_params() == KERAS_INCEPTION_V3_PARAMS
     # Same weighted layers in the same order: the property Keras weight files rely on.
     shapes = lambda m: [[tuple(w.shape) for w in l.weights] for l in m.layers if l.weights]
@@ -75,9 +105,9 @@ def test_canonical_parameter_count_equals_keras_applications():
 
 
 @pytest.mark.slow  # the full-size network
-def test_canonical_aux_head_adds_the_papers_layers():
-    with_aux = build_inception_v3()
-    without = build_inception_v3(include_aux=False)
+def test_canonical_aux_head_adds_the_papers_layers(canonical_model, canonical_model_without_aux):
+    with_aux = canonical_model
+    without = canonical_model_without_aux
     aux_params = with_aux.count_params() - without.count_params()
     # 1x1 conv 768->128 + BN(128, no scale), 5x5 conv 128->768 + BN(768), dense 768->1000.
     expected = 768 * 128 + 3 * 128 + 5 * 5 * 128 * 768 + 3 * 768 + 768 * 1000 + 1000
@@ -110,8 +140,8 @@ def doc_backbone_params():
 
 
 @pytest.mark.slow  # the full-size network
-def test_table1_parameters_match_the_original_document():
-    model = build_inception_v3(variant="table1")
+def test_table1_parameters_match_the_original_document(table1_model):
+    model = table1_model
     no_aux = build_inception_v3(variant="table1", include_aux=False)
     assert trainable_params(no_aux) == doc_backbone_params() + DOC_CLASSIFIER
     assert trainable_params(model) - trainable_params(no_aux) == DOC_AUX
@@ -125,8 +155,8 @@ def test_table1_parameters_match_the_original_document():
 
 
 @pytest.mark.slow  # the full-size network
-def test_table1_layout_and_initialisation():
-    model = build_inception_v3(variant="table1")
+def test_table1_layout_and_initialisation(table1_model):
+    model = table1_model
     assert model.get_layer("aux_pool").input.shape[1:] == (17, 17, 768)  # after gridreducA
     assert model.get_layer("conv2c_conv").output.shape[1:] == (35, 35, 288)
     conv = model.get_layer("inceptionB_4_branch_2n_1_conv")
@@ -172,22 +202,30 @@ def copy_by_order(source, target):
 
 @pytest.fixture(scope="module")
 def keras_reference():
+    """keras.applications' InceptionV3 at 75 px with random weights; no test changes it."""
     model = keras.applications.InceptionV3(weights=None, input_shape=(75, 75, 3))
     randomize(model)
     return model
 
 
+@pytest.fixture(scope="module")
+def reference_batch(keras_reference):
+    """(images, keras_reference's predictions for them), computed once."""
+    x = images((75, 75, 3))
+    return x, infer(keras_reference, x)
+
+
 @pytest.mark.slow  # the full-size network
-def test_predictions_equal_keras_applications(keras_reference):
+def test_predictions_equal_keras_applications(keras_reference, reference_batch):
+    x, expected = reference_batch
     ours = build_inception_v3(include_aux=False, input_shape=(75, 75, 3))
     copy_by_order(keras_reference, ours)
-    x = images((75, 75, 3), batch=3)
-    np.testing.assert_allclose(ours.predict(x, verbose=0), keras_reference.predict(x, verbose=0), atol=2e-6)
+    np.testing.assert_allclose(infer(ours, x), expected, atol=2e-6)
     logits_ours = build_inception_v3(
         include_aux=False, input_shape=(75, 75, 3), classifier_activation=None
     )
     copy_by_order(keras_reference, logits_ours)
-    assert np.ptp(logits_ours.predict(x, verbose=0)) > 1.0  # the comparison above is not trivial
+    assert np.ptp(infer(logits_ours, x)) > 1.0  # the comparison above is not trivial
 
 
 def write_keras2_h5(model, path):
@@ -209,39 +247,46 @@ def write_keras2_h5(model, path):
         f.attrs["keras_version"] = b"2.2.4"
 
 
+@pytest.fixture(scope="module")
+def keras_weight_files(keras_reference, tmp_path_factory):
+    """keras_reference's weights, written once, in both layouts: file_format -> path (read only)."""
+    folder = tmp_path_factory.mktemp("keras_weight_files")
+    keras2 = str(folder / "inception_v3_weights_tf_dim_ordering_tf_kernels.h5")
+    write_keras2_h5(keras_reference, keras2)
+    keras3 = str(folder / "inception_v3.weights.h5")
+    keras_reference.save_weights(keras3)
+    return {"keras2_h5": keras2, "keras3_weights_h5": keras3}
+
+
 @pytest.mark.slow  # the full-size network
 @pytest.mark.parametrize("file_format", ["keras2_h5", "keras3_weights_h5"])
 @pytest.mark.parametrize("include_aux", [False, True])
-def test_loads_keras_weight_files(keras_reference, tmp_path, file_format, include_aux):
-    if file_format == "keras2_h5":
-        path = str(tmp_path / "inception_v3_weights_tf_dim_ordering_tf_kernels.h5")
-        write_keras2_h5(keras_reference, path)
-    else:
-        path = str(tmp_path / "inception_v3.weights.h5")
-        keras_reference.save_weights(path)
-    fresh = build_inception_v3(include_aux=include_aux, input_shape=(75, 75, 3))
-    aux_before = [w.numpy().copy() for w in fresh.get_layer("aux_conv1_conv").weights] if include_aux else []
-    model = build_inception_v3(weights=path, include_aux=include_aux, input_shape=(75, 75, 3))
-    x = images((75, 75, 3))
-    expected = keras_reference.predict(x, verbose=0)
-    got = inference_model(model).predict(x, verbose=0)
-    np.testing.assert_allclose(got, expected, atol=2e-6)
+def test_loads_keras_weight_files(keras_weight_files, keras_reference, reference_batch,
+                                  file_format, include_aux):
+    model = build_inception_v3(
+        weights=keras_weight_files[file_format], include_aux=include_aux, input_shape=(75, 75, 3)
+    )
+    x, expected = reference_batch
+    np.testing.assert_allclose(infer(inference_model(model), x), expected, atol=2e-6)
     if include_aux:  # the aux head is not in the file: it keeps a fresh initialisation
-        kernel = model.get_layer("aux_conv1_conv").kernel.numpy()
-        assert kernel.std() > 0 and not np.allclose(kernel, aux_before[0])
+        kernel = keras.ops.convert_to_numpy(model.get_layer("aux_conv1_conv").kernel)
+        in_file = [keras.ops.convert_to_numpy(w) for w in keras_reference.weights
+                   if tuple(w.shape) == kernel.shape]  # 1x1 768 -> 128 kernels of mixed4-7
+        assert kernel.std() > 0 and in_file
+        assert not any(np.allclose(kernel, weight) for weight in in_file)
 
 
 @pytest.mark.slow  # the full-size network
-def test_notop_file_loads_into_feature_extractor(keras_reference, tmp_path):
+def test_notop_file_loads_into_feature_extractor(keras_reference, reference_batch, tmp_path):
     notop = keras.applications.InceptionV3(weights=None, include_top=False, input_shape=(75, 75, 3))
     for a, b in zip(weighted_layers(keras_reference), weighted_layers(notop)):  # all but the top
         b.set_weights(a.get_weights())
     path = str(tmp_path / "notop.weights.h5")
     notop.save_weights(path)
     ours = build_inception_v3(include_top=False, weights=path, pooling="avg", input_shape=(75, 75, 3))
-    x = images((75, 75, 3))
-    expected = np.mean(notop.predict(x, verbose=0), axis=(1, 2))
-    np.testing.assert_allclose(ours.predict(x, verbose=0), expected, atol=2e-6)
+    x, _ = reference_batch
+    expected = np.mean(infer(notop, x), axis=(1, 2))
+    np.testing.assert_allclose(infer(ours, x), expected, atol=2e-6)
     with pytest.raises(ValueError, match="weights="):
         build_inception_v3(weights=path, input_shape=(75, 75, 3))  # needs a classifier
 
@@ -294,12 +339,12 @@ def test_user_errors_name_the_argument(kwargs, argument):
         build_inception_v3(**kwargs)
 
 
-@pytest.mark.slow  # two builds and a weights file
-def test_weights_file_of_another_model_is_refused(tmp_path):
+@pytest.mark.slow  # a build and a weights file
+def test_weights_file_of_another_model_is_refused(small_table1_model, tmp_path):
     path = str(tmp_path / "table1.weights.h5")
-    build_inception_v3(variant="table1", input_shape=(75, 75, 3), **SMALL).save_weights(path)
-    with pytest.raises(ValueError, match="weights="):
-        build_inception_v3(weights=path, input_shape=(75, 75, 3), **SMALL)
+    small_table1_model.save_weights(path)
+    with pytest.raises(ValueError, match="weights="):  # the same arguments but the variant
+        build_inception_v3(weights=path, input_shape=(75, 75, 3), classes=5, **SMALL)
 
 
 @pytest.mark.slow  # the full-size network
@@ -314,16 +359,20 @@ def test_imagenet_without_network_explains_how_to_get_the_file(tmp_path, monkeyp
     assert "storage.googleapis.com" in message and "weights='/path/to/" in message
 
 
-@pytest.mark.slow  # a build, a save and a load
-def test_keras_file_round_trip(tmp_path):
-    model = build_inception_v3(input_shape=(75, 75, 3), classes=3, **SMALL)
-    randomize(model, seed=1)
-    path = str(tmp_path / "model.keras")
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    x = images((75, 75, 3))
-    expected = model(x, training=False)
-    got = restored(x, training=False)
+@pytest.mark.slow  # a save and a load
+def test_keras_file_round_trip(small_model, tmp_path):
+    model = small_model
+    original = model.get_weights()
+    try:
+        randomize(model, seed=1)
+        path = str(tmp_path / "model.keras")
+        model.save(path)
+        restored = keras.saving.load_model(path)
+        x = images((131, 97, 3))
+        expected = model(x, training=False)
+        got = restored(x, training=False)
+    finally:
+        model.set_weights(original)  # the module's other tests share the model
     assert set(got) == set(expected) == {"predictions", "aux_predictions"}
     for key, value in expected.items():
         np.testing.assert_allclose(got[key], value, atol=1e-6)
