@@ -50,10 +50,10 @@ class ExponentialMovingAverage(tf.Module):
 
     def update(self, step):
         """One averaging step; `step` counts the training steps taken, this one included."""
-        decay = warmed_up_decay(self.decay, step)
+        rate = 1.0 - warmed_up_decay(self.decay, step)
         for average, weight in zip(self.averages, self._weights):
-            value = tf.cast(weight, tf.float32)
-            average.assign(decay * average + (1.0 - decay) * value)
+            # TF's form, average -= (1 - decay)(average - weight): fewer ops per weight
+            average.assign_sub(rate * (average - tf.cast(weight, tf.float32)))
 
     def reset(self):
         """Averages := the current weights (after loading initial weights into the model)."""
