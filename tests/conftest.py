@@ -49,17 +49,18 @@ import tensorflow as tf  # noqa: E402
 
 
 # Files of minutes of subprocess training, longest first: they are collected (so started) before
-# every other file, because `--dist loadfile` hands whole files to the two xdist workers in
-# collection order; started last, one of them would run alone at the end of the session.
+# every other file, because `--dist loadfile --no-loadscope-reorder` (pyproject.toml) hands whole
+# files to the two xdist workers in collection order; started last, one of them would run alone
+# at the end of the session.
 LONGEST_FILES_FIRST = (
     "test_trainer_mirrored.py",
     "test_trainer_main_job.py",
     "test_recipe_matrix.py",
-    "test_trainer_multi_worker.py",
-    "test_finetune_recipe.py",
     "test_trainer_eval_only.py",
-    "test_data_tfds_prepare.py",
+    "test_finetune_recipe.py",
     "test_model.py",
+    "test_trainer_multi_worker.py",
+    "test_data_tfds_prepare.py",
 )
 
 
