@@ -6,7 +6,7 @@ when the session ends, or by a later session if this one was killed). Subprocess
 inherit them, so no test reads or writes the user's ~/.keras, ~/.cache/inception_keras or
 ~/tensorflow_datasets. Fixtures for every test file: `smoke_dataset` (the product's smoke set,
 built once per session), `tiny_two_head_model` (a small model shaped like the trainer's),
-`encoded_image` and `write_shards`.
+`encoded_image`, `write_image_folder` and `write_shards`.
 """
 
 import glob
@@ -133,6 +133,27 @@ def encoded_image():
         return _encode(pixels.astype(np.uint8), image_format)
 
     return make
+
+
+@pytest.fixture
+def write_image_folder():
+    """write_image_folder(root, class_names, train_per_class, validation_per_class) writes the
+    split layout `root/{train,validation}/<class>/<i>.jpg` (48x64 noise, one colour channel full
+    per class) and returns root."""
+
+    def write(root, class_names, train_per_class, validation_per_class):
+        rng = np.random.default_rng(0)
+        for split, count in (("train", train_per_class), ("validation", validation_per_class)):
+            for label, name in enumerate(class_names):
+                folder = root / split / name
+                folder.mkdir(parents=True)
+                for i in range(count):
+                    pixels = rng.integers(0, 256, (48, 64, 3)).astype(np.uint8)
+                    pixels[..., label % 3] = 255  # a colour per class
+                    (folder / f"{i}.jpg").write_bytes(_encode(pixels, "jpeg"))
+        return root
+
+    return write
 
 
 @pytest.fixture

@@ -70,21 +70,6 @@ def test_tfds_dataset_is_one_override_away():
 # --------------------------------------------------------------------------- the CLI, tiny run
 
 
-def write_folder(root, per_class=6, validation=2):
-    import tensorflow as tf
-
-    rng = np.random.default_rng(0)
-    for split, count in (("train", per_class), ("validation", validation)):
-        for label, name in enumerate(CLASSES):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(count):
-                pixels = rng.integers(0, 256, (48, 64, 3)).astype("uint8")
-                pixels[..., label] = 255  # a colour per class
-                (folder / f"{i}.jpg").write_bytes(tf.io.encode_jpeg(pixels).numpy())
-    return root
-
-
 def tiny_model(classes):
     from inception_keras import build_inception_v3
 
@@ -142,12 +127,13 @@ def validated_epochs(output):
 
 
 @pytest.mark.slow
-def test_tiny_finetune_resumes_exports_the_folders_classes_and_keeps_frozen_layers(tmp_path):
+def test_tiny_finetune_resumes_exports_the_folders_classes_and_keeps_frozen_layers(
+        tmp_path, write_image_folder):
     import tensorflow as tf
 
     from inception_keras.training.transfer import set_trainable_from
 
-    photos = write_folder(tmp_path / "photos")
+    photos = write_image_folder(tmp_path / "photos", CLASSES, 6, 2)
     init_file = str(tmp_path / "init.weights.h5")
     tiny_model(SOURCE_CLASSES).save_weights(init_file)  # random, another number of classes
     trainable_from = configs.get_config("finetune").trainable_from

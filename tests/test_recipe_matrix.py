@@ -51,20 +51,6 @@ def assert_ran_to_export(code, output, tmp_path):
     assert (tmp_path / "exports" / "inception_v3" / "1" / "saved_model.pb").exists()
 
 
-def write_folder(root, classes=3, per_class=6):
-    import tensorflow as tf
-
-    rng = np.random.default_rng(0)
-    for split, count in (("train", per_class), ("validation", 3)):
-        for c in range(classes):
-            folder = root / split / f"class_{c}"
-            folder.mkdir(parents=True)
-            for i in range(count):
-                pixels = rng.integers(0, 256, (40, 50, 3)).astype("uint8")
-                (folder / f"{i}.jpg").write_bytes(tf.io.encode_jpeg(pixels).numpy())
-    return root
-
-
 def write_tfrecords(root):
     import tensorflow as tf
 
@@ -98,11 +84,13 @@ def test_every_recipe_and_dataset_kind_has_a_run():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", sorted(RUNS))
-def test_recipe_runs_to_its_export_on_its_dataset_kind(recipe, tmp_path):
+def test_recipe_runs_to_its_export_on_its_dataset_kind(recipe, tmp_path,
+                                                       write_image_folder):
     kind = RUNS[recipe]
     args = ["--config", recipe, "--dataset", kind]
     if kind == "folder":
-        args = ["--config", recipe, "--dataset", f"folder:{write_folder(tmp_path / 'photos')}"]
+        photos = write_image_folder(tmp_path / "photos", ["a", "b", "c"], 6, 3)
+        args = ["--config", recipe, "--dataset", f"folder:{photos}"]
     elif kind == "imagenet_tfrecord":
         args += ["--data_dir", str(write_tfrecords(tmp_path / "shards"))]
     if recipe in PRECISION:
