@@ -19,6 +19,7 @@ import typing
 from typing import Optional
 
 from inception_keras.choices import COLOR_DISTORTIONS, STRATEGIES, WARMUPS  # TF-free
+from inception_keras.paths import resolve  # TF-free
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
@@ -93,7 +94,9 @@ class TrainConfig:
     tpu: str = "local"  # TPU name for TPUClusterResolver ("local" on a TPU VM)
     devices: Optional[str] = None  # mirrored: comma-separated devices (default: all GPUs)
     num_cpu_devices: int = 0  # > 1: split the CPU into N logical devices (testing mirrored)
-    steps_per_execution: int = 1  # steps per tf.function call (TPU: ~100)
+    steps_per_execution: int = 1  # steps per tf.function call at most (TPU: ~100)
+    max_call_seconds: float = 10.0  # ... and no more than fit in this many seconds, so that a
+    #                                 SIGTERM is answered within a preemptible VM's ~30 s grace
     jit_compile: Optional[bool] = None  # XLA-compile the train step (None: Keras' "auto")
     fused_batch_norm: bool = True  # batch norm via TF's fused kernel (same weights and maths)
 
@@ -131,6 +134,18 @@ class TrainConfig:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+    def with_resolved_paths(self):
+        """Local paths made absolute against the current directory (URLs such as gs:// and the
+        name "imagenet" as they are), so that a run records where its files really are."""
+        dataset = self.dataset
+        if dataset.startswith("folder:"):
+            dataset = "folder:" + resolve(dataset.split(":", 1)[1])
+        init = self.init_weights
+        return self.replace(
+            model_dir=resolve(self.model_dir), export_dir=resolve(self.export_dir),
+            data_dir=resolve(self.data_dir), cache_dir=resolve(self.cache_dir),
+            dataset=dataset, init_weights=init if init in (None, "imagenet") else resolve(init))
 
     def validate(self):
         """Checks values that do not need TensorFlow; raises ConfigError with a one-line fix."""
@@ -170,6 +185,8 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.decay_epochs <= 0:
             raise ConfigError(f"decay_epochs must be > 0, got {self.decay_epochs}")
+        if self.max_call_seconds <= 0:
+            raise ConfigError(f"max_call_seconds must be > 0, got {self.max_call_seconds}")
         self._validate_recipe_knobs()
         return self
 

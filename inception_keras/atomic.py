@@ -40,3 +40,14 @@ def staging_dir(parent, prefix):
 def publish_dir(staging, final):
     """Renames the finished `staging` folder to `final` in one step (`OSError` if it cannot)."""
     os.rename(staging, final)
+
+
+def process_alive(pid):
+    """True while process `pid` of this host runs (its staging folders are not stale)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

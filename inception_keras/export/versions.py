@@ -9,7 +9,7 @@ import os
 import shutil
 import socket
 
-from inception_keras.atomic import publish_dir, staging_dir
+from inception_keras.atomic import process_alive, publish_dir, staging_dir
 from inception_keras.export.errors import ExportError
 
 TEMP_PREFIX = ".incomplete-"
@@ -60,7 +60,7 @@ def remove_stale_temp_dirs(base):
             continue
         owner, _, _random = name[len(TEMP_PREFIX):].rpartition("-")
         owner_host, _, pid = owner.rpartition("-")
-        if owner_host == host and pid.isdigit() and not _process_alive(int(pid)):
+        if owner_host == host and pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(os.path.join(base, name), ignore_errors=True)
 
 
@@ -76,13 +76,3 @@ def publish(temp_dir, base, version):
             "have taken that version at the same time. Export again."
         ) from None
     return final
-
-
-def _process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

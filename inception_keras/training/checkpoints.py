@@ -87,21 +87,26 @@ def make_manager(checkpoint, directory, max_to_keep):
     return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep)
 
 
+class CheckpointError(RuntimeError):
+    """No checkpoint of a run can be read; the message gives the real error of the newest."""
+
+
 def restore_latest(checkpoint, directory, *, expect_partial=False):
     """Restores the newest readable checkpoint of `directory`; returns its path or None.
 
-    Falls back to older checkpoints of the index if the newest cannot be read.
+    Falls back to older checkpoints of the index if the newest cannot be read (a truncated
+    file, a disk that filled up); CheckpointError with the newest one's real message if none
+    can be.
     """
     state = tf.train.get_checkpoint_state(directory)
     if state is None:
         return None
+    # get_checkpoint_state already joined the index's relative names with `directory`
     candidates = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
     if state.model_checkpoint_path not in candidates:
         candidates.append(state.model_checkpoint_path)
-    errors = []
+    failures = []
     for path in reversed(candidates):
-        if not os.path.isabs(path) and "://" not in path:
-            path = os.path.join(directory, path)
         try:
             status = checkpoint.restore(path)
             if expect_partial:
@@ -110,8 +115,17 @@ def restore_latest(checkpoint, directory, *, expect_partial=False):
                 status.assert_existing_objects_matched()
             return path
         except Exception as error:  # truncated files raise OpError, IndexError, ValueError, ...
-            errors.append(f"{os.path.basename(path)}: {type(error).__name__}")
-    raise RuntimeError(f"no readable checkpoint in {directory} ({'; '.join(errors)})")
+            failures.append((path, error))
+    newest, error = failures[0]
+    older = f"; the {len(failures) - 1} older one(s) fail too" if len(failures) > 1 else ""
+    raise CheckpointError(f"no readable checkpoint in {directory}: the newest, "
+                          f"{os.path.basename(newest)}, fails with {type(error).__name__}: "
+                          f"{_first_line(error)}{older}")
+
+
+def _first_line(error):
+    text = (getattr(error, "message", None) or str(error)).strip()
+    return text.splitlines()[0] if text else "(no message)"
 
 
 def weights_finite(model):

@@ -1,15 +1,22 @@
-"""SIGTERM as a preemption notice: finish the step in flight, save, exit; rerun to resume.
+"""SIGTERM as a preemption notice, answered within a preemptible VM's grace period.
 
-TPU VMs, spot/preemptible GPU VMs and Kubernetes send SIGTERM some seconds before they kill a
-job. The handler only raises a flag; the trainer checks it after every `tf.function` call.
-With several workers, `requested()` sums the flags of all replicas (one scalar all-reduce),
-so every worker stops after the same step and saves the same checkpoint.
+TPU VMs, spot/preemptible GPU VMs and Kubernetes send SIGTERM some seconds (often ~30) before
+they kill a job. The handler only raises a flag; the trainer looks at it
+
+- after every training call, then saves a checkpoint at that step and stops (`Preempted`);
+- between the calls of an evaluation (a validation of ImageNet takes minutes), then stops: the
+  epoch's checkpoint was written before its validation, and the resumed run validates again.
+
+A training call runs `steps_per_execution` steps at most, but no more than fit in
+`max_call_seconds` at the measured step time (`CallPlanner`), so a SIGTERM waits at most about
+that long for the call in flight. With several workers every decision is taken together: one
+all-reduce per call (the maximum of `[sigterm flag, -steps]`) gives every worker the same
+verdict and the same step count, so they stop after the same step and save the same checkpoint.
 
 Why not `tf.distribute.experimental.PreemptionCheckpointHandler`: its documentation limits it to
 `MultiWorkerMirroredStrategy` and `TPUStrategy` (this trainer also runs `mirrored`, `one_device`
-and `cpu`), it counts its own `run` calls rather than training steps (one call runs
-`steps_per_execution` steps here) and it restores checkpoints itself, around the trainer's
-fallback to the last readable and finite one.
+and `cpu`), it counts its own `run` calls rather than training steps, and it restores
+checkpoints itself, around the trainer's fallback to the last readable and finite one.
 """
 
 import signal
@@ -17,7 +24,7 @@ import threading
 
 import tensorflow as tf
 
-EXIT_CODE = 128 + signal.SIGTERM  # what a shell reports for a job ended by SIGTERM
+from inception_keras.training.workers import is_multi_worker
 
 
 class SigtermWatch:
@@ -26,22 +33,61 @@ class SigtermWatch:
     def __init__(self, strategy):
         self._flag = False
         self._strategy = strategy
-        self._multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        self._agree = tf.function(self._agree_fn) if self._multi_worker else None
+        self._agree = tf.function(self._agree_fn) if is_multi_worker(strategy) else None
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_sigterm)
 
     def _on_sigterm(self, signum, frame):
         self._flag = True
 
-    def _agree_fn(self, flag):
+    def _agree_fn(self, values):
         def replica_fn():
-            local = tf.identity(flag)  # a value of this replica's device, as collectives need
-            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, local)
+            local = tf.identity(values)  # a value of this replica's device, as collectives need
+            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MAX,
+                                                                  local)
 
         return self._strategy.experimental_local_results(self._strategy.run(replica_fn))[0]
 
+    def agree(self, steps):
+        """(stop, steps) that every worker shares: stop if any worker got SIGTERM; the fewest
+        steps any worker proposed."""
+        if self._agree is None:
+            return self._flag, steps
+        flag, negated_steps = self._agree(tf.constant([int(self._flag), -steps], tf.int64)).numpy()
+        return bool(flag), int(-negated_steps)
+
     def requested(self):
-        if not self._multi_worker:
-            return self._flag
-        return bool(self._agree(tf.constant(float(self._flag))) > 0)
+        return self.agree(1)[0]
+
+
+class CallPlanner:
+    """Steps of the next training call: up to `steps_per_execution`, within `max_call_seconds`.
+
+    The step time is measured on calls that did not trace (the first call after a (re)build
+    compiles the step); before any such measurement a call runs one step.
+    """
+
+    def __init__(self, steps_per_execution, max_call_seconds):
+        self.steps_per_execution = int(steps_per_execution)
+        self.max_call_seconds = float(max_call_seconds)
+        self.seconds_per_step = None
+        self._traced = False
+
+    def retraced(self):
+        """The step functions were rebuilt: the next call's time includes tracing."""
+        self._traced = False
+
+    def record(self, steps, seconds):
+        if self._traced:
+            measured = seconds / max(steps, 1)
+            previous = self.seconds_per_step
+            self.seconds_per_step = measured if previous is None else 0.5 * (previous + measured)
+        self._traced = True
+
+    def steps(self, limit):
+        """How many steps to run next, at most `limit` (the epoch's or a checkpoint's end)."""
+        if self.seconds_per_step is None:
+            fitting = 1
+        else:
+            fitting = int(self.max_call_seconds // max(self.seconds_per_step, 1e-9))
+        return max(1, min(self.steps_per_execution, fitting, limit))

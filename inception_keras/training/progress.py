@@ -66,11 +66,15 @@ def step_line(step, steps_per_epoch, epochs, means, learning_rate, skipped, *, t
     return "  ".join(parts)
 
 
+def validation_text(validation):
+    return (f"val_top1 {validation['top1']:.4f}  val_top5 {validation['top5']:.4f}  "
+            f"on {validation['examples']} images")
+
+
 def epoch_line(epoch, epochs, train, validation=None):
     parts = [f"epoch {epoch}/{epochs} done", f"loss {train['loss']:.4f}", f"top1 {train['top1']:.3f}"]
     if validation:
-        parts += [f"val_top1 {validation['top1']:.4f}", f"val_top5 {validation['top5']:.4f}",
-                  f"on {validation['examples']} images"]
+        parts.append(validation_text(validation))
     return "  ".join(parts)
 
 

@@ -36,6 +36,10 @@ from inception_keras.models import AUX_PREDICTIONS, PREDICTIONS
 SUM = tf.distribute.ReduceOp.SUM
 
 
+class EvaluationStopped(Exception):
+    """An evaluation was stopped between two calls (`should_stop`), e.g. by SIGTERM."""
+
+
 def split_outputs(outputs):
     """(main, aux or None) from a one- or two-headed model's outputs."""
     if isinstance(outputs, dict):
@@ -89,17 +93,18 @@ class Steps:
         self.clipnorm, self.loss_scale, self.ema = clipnorm, loss_scale, ema
         self.num_classes = int(num_classes)
         self.top_k = min(5, self.num_classes)
-        replica_train = self._replica_train_step
-        replica_eval = self._replica_eval_step
-        if jit_compile:
-            replica_train = tf.function(replica_train, jit_compile=True)
-            replica_eval = tf.function(replica_eval, jit_compile=True)
-        self._replica_train, self._replica_eval = replica_train, replica_eval
+        self.jit_compile = bool(jit_compile)
         self.retrace()
 
     def retrace(self):
-        """New step functions: after layers were frozen or unfrozen (the trainable variables
-        are read when a function is traced)."""
+        """New compiled functions, every one of them (the XLA-compiled replica steps too):
+        after layers were frozen or unfrozen, since a function reads the trainable variables
+        when it is traced."""
+        replica_train, replica_eval = self._replica_train_step, self._replica_eval_step
+        if self.jit_compile:
+            replica_train = tf.function(replica_train, jit_compile=True)
+            replica_eval = tf.function(replica_eval, jit_compile=True)
+        self._replica_train, self._replica_eval = replica_train, replica_eval
         self._train = tf.function(self._train_loop)
         self._evaluate = tf.function(self._eval_loop)
 
@@ -218,10 +223,13 @@ class Steps:
             last = stats["examples"]
         return totals, last
 
-    def evaluate(self, dataset, *, max_steps=None, steps_per_call=1):
+    def evaluate(self, dataset, *, max_steps=None, steps_per_call=1, should_stop=None):
         """Scores a masked distributed dataset once, from a fresh iterator (so every pass sees
         the same examples): {'loss', 'top1', 'top5' (main head, averaged per example),
-        'examples' (how many were scored), 'confusion' ([true, predicted] counts, numpy)}."""
+        'examples' (how many were scored), 'confusion' ([true, predicted] counts, numpy)}.
+
+        `should_stop()` is asked between calls; when it says True, EvaluationStopped is raised.
+        """
         iterator = iter(dataset)
         totals = {"loss": 0.0, "top1": 0.0, "top5": 0.0, "examples": 0.0, "confusion": 0.0}
         done = 0
@@ -232,6 +240,8 @@ class Steps:
             done += count
             if float(last) == 0.0:  # every pipeline is past its data: only padding follows
                 break
+            if should_stop is not None and should_stop():
+                raise EvaluationStopped(f"stopped after {done} evaluation batches")
         examples = totals["examples"]
         results = {key: (totals[key] / examples if examples else float("nan"))
                    for key in ("loss", "top1", "top5")}

@@ -1,0 +1,236 @@
+"""The three things a run can be asked to do, each top to bottom: train, evaluate, export.
+
+    train_run(config)       restore or start, train what is missing, evaluate, export
+    evaluate_run(config)    a run's newest checkpoint (or `init_weights` without a run), scored
+    export_run(config)      a run's newest checkpoint, exported as a new SavedModel version
+
+All three restore through `Trainer.restore` and export through `Trainer.export`. A finished run
+started again does only what is missing (`run_state.json`): no step trained, the final
+evaluation and the export only if they are missing for the trained step. They raise
+`TrainerError`, `Preempted`, `NonFiniteLoss` or `PeerLost` (inception_keras.training.errors),
+each with its exit status; `log` receives the lines a person reads.
+"""
+
+import contextlib
+import time
+
+import tensorflow as tf
+
+from inception_keras import paths
+from inception_keras.training import checkpoints, inputs, progress, reports, workers
+from inception_keras.training.actions import Checkpointer, CorruptRecords, ProgressLog, Validator
+from inception_keras.training.errors import Preempted, TrainerError
+from inception_keras.training.loop import TrainLoop
+from inception_keras.training.preemption import CallPlanner, SigtermWatch
+from inception_keras.training.run_state import RunRecord
+from inception_keras.training.setup import setup_run
+from inception_keras.training.steps import EvaluationStopped
+from inception_keras.training.trainer import Trainer
+
+
+def default_log(message):
+    progress.setup_logging().info(message)
+
+
+def train_run(config, log=default_log):
+    setup = setup_run(config)
+    config = setup.config
+    with _peer_errors(setup.strategy):
+        _check_outputs(setup, log)
+        log("\n".join(reports.summary_lines(setup)))
+        _save_or_check_config(setup)
+        trainer = Trainer(setup)
+        restored = trainer.restore()
+        workers.check_restored_steps_agree(setup.strategy, trainer.step)
+        record = RunRecord(config.model_dir, setup.is_chief)
+        _start_weights(trainer, restored, log)
+        summaries = _summaries(setup, trainer.step)
+        inputs.report_folder_problems(config, log)
+        validation = _train(setup, trainer, record, summaries, log)
+        _finish(setup, trainer, record, summaries, validation, log)
+
+
+def evaluate_run(config, *, from_run, log=default_log):
+    """Scores the run in `config.model_dir` (`from_run`) or `config.init_weights`."""
+    setup = setup_run(config, for_training=False)
+    config = setup.config
+    source = config.model_dir if from_run else config.init_weights
+    log(f"evaluating {source} on {config.dataset}'s validation split "
+        f"({setup.info.num_eval_examples} images), {config.eval_crops} crop(s), "
+        f"{type(setup.strategy).__name__} x{setup.replicas}, {setup.policy}")
+    trainer = Trainer(setup)
+    if from_run:
+        _restore_required(trainer, "--eval_only", log)
+    else:
+        for line in trainer.load_init_weights(evaluating=True):
+            log(line)
+    results = trainer.evaluate(_evaluation_input(setup))
+    reports.write_final(results, config=config, class_names=setup.info.class_names,
+                        step=trainer.step, weights=trainer.weights_name,
+                        summaries=progress.Summaries(_tensorboard_dir(config)), log=log,
+                        out_dir=config.model_dir)
+
+
+def export_run(config, log=default_log):
+    """A new export version of the newest checkpoint of the run in `config.model_dir`."""
+    setup = setup_run(config, export_only=True)
+    _check_writable(setup.config.export_dir, "--export_dir")
+    trainer = Trainer(setup)
+    _restore_required(trainer, "--export_only", log)
+    _export(trainer, RunRecord(setup.config.model_dir), log)
+
+
+# ----------------------------------------------------------------------------------- training
+
+
+def _train(setup, trainer, record, summaries, log):
+    """Trains from the restored step to the last; the last epoch's validation (or None)."""
+    config = setup.config
+    total = config.epochs * config.steps_per_epoch
+    watch = SigtermWatch(setup.strategy)
+    validation_input = inputs.distributed_dataset(setup, split="validation", is_training=False)
+    validator = Validator(trainer, validation_input, watch=watch, record=record,
+                          summaries=summaries, log=log)
+    with workers.checkpoint_write_dir(trainer.checkpoint_dir, setup.is_chief) as write_dir:
+        manager = checkpoints.make_manager(trainer.checkpoint, write_dir, config.keep_checkpoints)
+        validation = validator.catch_up(trainer.step, config.steps_per_epoch)
+        if trainer.step >= total:
+            log(f"training already complete ({trainer.step} steps)")
+            return validation
+        checkpointer = Checkpointer(trainer, manager)
+        actions = [checkpointer, validator, CorruptRecords(log),
+                   ProgressLog(trainer, summaries, log, trainer.step)]
+        loop = TrainLoop(trainer, inputs.distributed_dataset(setup, split="train",
+                                                             is_training=True),
+                         actions=actions, checkpointer=checkpointer, watch=watch,
+                         planner=CallPlanner(config.steps_per_execution,
+                                             config.max_call_seconds), log=log)
+        started, first = time.perf_counter(), trainer.step
+        validation = loop.run()
+    log(f"training done: {total - first} steps in {time.perf_counter() - started:.0f} s")
+    record.update(trained_step=trainer.step)
+    return validation
+
+
+def _finish(setup, trainer, record, summaries, validation, log):
+    """The final evaluation and the export, each unless already done for this step."""
+    config, step = setup.config, trainer.step
+    if record.state.evaluated_at(step, config.eval_crops):
+        log(f"the final evaluation of step {step} is already in {config.model_dir}/"
+            f"{reports.EVAL_FILE}")
+    else:
+        if validation is None or config.eval_crops != 1:
+            watch = SigtermWatch(setup.strategy)
+            validation = _preemptible_evaluation(trainer, _evaluation_input(setup), watch, step)
+        if setup.is_chief:
+            reports.write_final(validation, config=config, class_names=setup.info.class_names,
+                                step=step, weights=trainer.weights_name, summaries=summaries,
+                                log=log, out_dir=config.model_dir)
+        else:
+            log(reports.final_line(validation, trainer.weights_name, config.eval_crops))
+        record.update(evaluated={"step": step, "eval_crops": config.eval_crops})
+    if not setup.is_chief:
+        log(f"{setup.task_type} {setup.task_id}: done (the chief exports)")
+    elif record.state.exported_at(step):
+        log(f"step {step} is already exported to {record.state.exported['path']}; nothing left "
+            "to do (--export_only writes another version)")
+    else:
+        _export(trainer, record, log)
+
+
+def _preemptible_evaluation(trainer, dataset, watch, step):
+    try:
+        return trainer.evaluate(dataset, should_stop=watch.requested)
+    except EvaluationStopped:
+        raise Preempted(f"SIGTERM during the final evaluation: training is complete and saved "
+                        f"(step {step}); rerun the same command to evaluate and export") from None
+
+
+def _export(trainer, record, log):
+    path = trainer.export()
+    log(f"exported the model to {path}")
+    record.update(exported={"step": trainer.step, "path": path})
+
+
+# ------------------------------------------------------------------------------------- set-up
+
+
+def _check_outputs(setup, log):
+    """Every folder a run writes is writable before the first step (TrainerError naming it)."""
+    config = setup.config
+    _check_writable(config.model_dir, "--model_dir")
+    if setup.is_chief:
+        _check_writable(config.export_dir, "--export_dir")
+    if isinstance(setup.strategy, tf.distribute.TPUStrategy) and not paths.is_url(
+            config.model_dir):
+        log(f"note: --model_dir {config.model_dir} is this VM's disk, which a preempted TPU VM "
+            "loses: put checkpoints on gs://BUCKET/... to resume after a preemption")
+
+
+def _check_writable(path, what):
+    try:
+        paths.check_writable_dir(path, what)
+    except paths.PathError as error:
+        raise TrainerError(str(error)) from None
+
+
+def _save_or_check_config(setup):
+    """A run that exists must have the same model, data and batch; a new one records its config."""
+    config = setup.config
+    saved = checkpoints.load_config_dict(config.model_dir)
+    if saved is not None:
+        try:
+            checkpoints.check_resume_compatible(saved, config)
+        except checkpoints.ResumeConflict as error:
+            raise TrainerError(str(error)) from None
+    if setup.is_chief:
+        checkpoints.save_config(config, config.model_dir)
+
+
+def _start_weights(trainer, restored, log):
+    if restored:
+        step, per_epoch = trainer.step, trainer.config.steps_per_epoch
+        epoch, in_epoch = divmod(step, per_epoch)
+        log(f"resumed from epoch {epoch + 1 if in_epoch else epoch} step "
+            f"{in_epoch if in_epoch else per_epoch} (global step {step}) of {restored}")
+    elif trainer.config.init_weights:  # a fresh fine-tune; a resumed one keeps its checkpoint
+        for line in trainer.load_init_weights():
+            log(line)
+
+
+def _restore_required(trainer, entry, log):
+    restored = trainer.restore(partial=True)
+    if restored is None:
+        raise TrainerError(f"{entry}: no checkpoint in {trainer.checkpoint_dir}; train first")
+    log(f"restored {restored} (step {trainer.step})")
+
+
+def _tensorboard_dir(config):
+    return f"{config.model_dir.rstrip('/')}/tensorboard"
+
+
+def _summaries(setup, step):
+    """TensorBoard writer of the chief (with the augmented-image grid); a no-op elsewhere."""
+    config = setup.config
+    summaries = progress.Summaries(_tensorboard_dir(config) if setup.is_chief else None)
+    if setup.is_chief and config.image_summaries:
+        summaries.images("augmented_inputs", inputs.sample_training_images(setup), step,
+                         "training images after augmentation")
+    return summaries
+
+
+def _evaluation_input(setup):
+    single = inputs.distributed_dataset(setup, split="validation", is_training=False)
+    return inputs.evaluation_dataset(setup, single)
+
+
+@contextlib.contextmanager
+def _peer_errors(strategy):
+    """A lost multi-worker peer becomes `PeerLost` (one line, retryable exit status)."""
+    try:
+        yield
+    except tf.errors.OpError as error:
+        lost = workers.peer_lost(error, strategy)
+        if lost is None:
+            raise
+        raise lost from None

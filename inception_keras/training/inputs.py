@@ -1,0 +1,73 @@
+"""The datasets of a run, built from its config through `inception_keras.data.make_input_fn`.
+
+    train = distributed_dataset(setup, split="train", is_training=True)      # forever
+    validation = distributed_dataset(setup, split="validation", is_training=False)  # one padded pass
+    final = evaluation_dataset(setup, validation)      # eval_crops > 1: every crop of each image
+
+One input pipeline per input worker (`distribute_datasets_from_function`); evaluation inputs are
+masked (zero-weight padding after the data), so every image counts exactly once.
+"""
+
+import tensorflow as tf
+
+import inception_keras.data as data
+from inception_keras.training.errors import TrainerError
+
+
+def input_fn(config, info, *, split, is_training, eval_crops=1):
+    """Training: (images, labels) batches forever; evaluation: (images, labels, weights), one
+    padded pass (see make_input_fn's `masked`)."""
+    try:
+        return data.make_input_fn(
+            config.dataset, data_dir=config.data_dir, split=split, image_size=config.image_size,
+            global_batch_size=config.global_batch_size, is_training=is_training,
+            dtype="float32", deterministic=config.deterministic, seed=config.seed,
+            num_classes=info.num_classes,
+            color_distortion=config.color_distortion if is_training else "none",
+            cache_dir=None if is_training else config.cache_dir, masked=not is_training,
+            **({"eval_crops": eval_crops} if eval_crops != 1 else {}))
+    except data.DataError as error:
+        raise TrainerError(str(error)) from None
+
+
+def distributed_dataset(setup, *, split, is_training, config=None, eval_crops=1):
+    config = config or setup.config
+    fn = input_fn(config, setup.info, split=split, is_training=is_training, eval_crops=eval_crops)
+    try:
+        return setup.strategy.distribute_datasets_from_function(fn)
+    except data.DataError as error:
+        raise TrainerError(str(error)) from None
+
+
+def evaluation_dataset(setup, single_crop):
+    """The evaluation input of `eval_crops`: `single_crop` itself, or one whose examples hold
+    every crop of an image ([crops, S, S, 3]), with fewer images per batch to bound memory."""
+    config = setup.config
+    crops = config.eval_crops
+    if crops == 1:
+        return single_crop
+    replicas = setup.replicas
+    images = max(config.global_batch_size // crops // replicas, 1) * replicas
+    return distributed_dataset(setup, split="validation", is_training=False, eval_crops=crops,
+                               config=config.replace(global_batch_size=images))
+
+
+def sample_training_images(setup, count=16):
+    """`count` training images after augmentation (numpy, [-1, 1]), for TensorBoard."""
+    fn = input_fn(setup.config.replace(global_batch_size=count), setup.info, split="train",
+                  is_training=True)
+    for images, *_ in fn(tf.distribute.InputContext()).take(1):
+        return tf.cast(images, tf.float32).numpy()[:count]
+    return None
+
+
+def report_folder_problems(config, log):
+    """Once per run: the files of a folder dataset that are skipped or cannot be decoded."""
+    if not config.dataset.startswith("folder:"):
+        return
+    from inception_keras.data.folder import describe_folder_problems, folder_problems
+
+    root = config.dataset.split(":", 1)[1]
+    problems = folder_problems(root)
+    if problems:
+        log(describe_folder_problems(problems, root))

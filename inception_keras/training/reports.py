@@ -1,0 +1,76 @@
+"""What a run writes for people: its start-up summary and its final evaluation.
+
+`summary_lines(setup)` is the block a run prints first (config, strategy, precision, data,
+batch, schedule, model, folders). `write_final(...)` prints the final line and the worst
+classes and writes `eval.json`, `confusion_matrix.png` and the `final/...` TensorBoard entries.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+from inception_keras import atomic
+from inception_keras.training import confusion
+from inception_keras.training.schedules import make_schedule
+
+EVAL_FILE = "eval.json"
+CONFUSION_FILE = "confusion_matrix.png"
+
+
+def summary_lines(setup):
+    config, info = setup.config, setup.info
+    _, lr_text = make_schedule(config, global_batch_size=config.global_batch_size,
+                               steps_per_epoch=config.steps_per_epoch,
+                               num_train_examples=info.num_train_examples)
+    where = f" ({setup.task_type} {setup.task_id})" if setup.task_type else ""
+    ema_text = f"EMA {config.ema_momentum}" if config.ema_momentum is not None else "no EMA"
+    replicas = setup.replicas
+    return [
+        f"config      {config.name}",
+        f"strategy    {config.strategy}{where}: {type(setup.strategy).__name__}, "
+        f"{replicas} replica(s)",
+        f"precision   {setup.policy} ({setup.precision_reason})",
+        f"data        {config.dataset}: {info.num_classes} classes, {info.num_train_examples} "
+        f"train / {info.num_eval_examples} eval images at {config.image_size}x{config.image_size}",
+        f"batch       {config.global_batch_size} global = "
+        f"{config.global_batch_size // replicas} x {replicas} replica(s)",
+        f"schedule    {config.epochs} epochs x {config.steps_per_epoch} steps; "
+        f"{config.optimizer} lr {lr_text}",
+        f"model       {config.variant} depth_multiplier {config.depth_multiplier}, "
+        f"aux {config.include_aux}, {ema_text}, weight decay {config.weight_decay:g}",
+        f"model_dir   {config.model_dir}",
+        f"export_dir  {config.export_dir}",
+    ]
+
+
+def final_line(results, weights, eval_crops):
+    crops = f", {eval_crops} crops" if eval_crops != 1 else ""
+    return (f"final evaluation ({weights}{crops}): top-1 {results['top1']:.4f}  "
+            f"top-5 {results['top5']:.4f}  loss {results['loss']:.4f}  "
+            f"on {results['examples']} images")
+
+
+def write_final(results, *, config, class_names, step, weights, summaries, log, out_dir):
+    """The final evaluation's line, per-class lines, TensorBoard entries, eval.json and the
+    confusion matrix PNG in `out_dir` (call on the chief)."""
+    log(final_line(results, weights, config.eval_crops))
+    summaries.scalars("final", {k: results[k] for k in ("top1", "top5", "loss")}, step)
+    matrix = results["confusion"]
+    for line in confusion.per_class_lines(matrix, list(class_names)):
+        log(line)
+    summaries.images("final/confusion_matrix", confusion.confusion_image(matrix)[None], step,
+                     "rows: true class, columns: predicted class, row-normalised")
+    tf.io.gfile.makedirs(out_dir)
+    png = os.path.join(out_dir, CONFUSION_FILE)
+    confusion.write_confusion_png(png, matrix)
+    per_class = confusion.per_class_accuracy(matrix)
+    record = {"top1": results["top1"], "top5": results["top5"], "loss": results["loss"],
+              "examples": results["examples"], "eval_crops": config.eval_crops, "step": step,
+              "weights": weights, "dataset": config.dataset,
+              "per_class_top1": {name: (None if value != value else float(value))
+                                 for name, value in zip(class_names, per_class)}}
+    path = os.path.join(out_dir, EVAL_FILE)
+    atomic.write_text(path, json.dumps(record, indent=2) + "\n")
+    log(f"wrote {path} and {png}")
+    return record

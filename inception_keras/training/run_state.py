@@ -1,0 +1,72 @@
+"""What a run has finished, so that the same command run again does only what is missing.
+
+`<model_dir>/run_state.json`, written atomically by the chief after each milestone:
+
+    {"trained_step": 372,                      # training reached its last step at 372
+     "validated_step": 279,                    # the newest epoch end whose validation finished
+     "evaluated": {"step": 372, "eval_crops": 1},          # the final evaluation (eval.json)
+     "exported": {"step": 372, "path": "/abs/saved_models/inception_v3/1"}}
+
+A rerun of a finished run trains no step, evaluates only if that step's final evaluation is
+missing, and exports only if that step's weights were never exported. A run given more epochs
+continues training (then `trained_step` moves on). A SIGTERM during a validation leaves
+`validated_step` behind the epoch's checkpoint, so the resumed run validates that epoch first.
+The continuous evaluator reads `trained_step` to know when the run is over.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+import tensorflow as tf
+
+from inception_keras import atomic
+
+RUN_STATE_FILE = "run_state.json"
+
+
+@dataclasses.dataclass
+class RunState:
+    trained_step: Optional[int] = None
+    validated_step: int = 0
+    evaluated: Optional[dict] = None
+    exported: Optional[dict] = None
+
+    @classmethod
+    def load(cls, model_dir):
+        """The run's state, or a fresh one when it has none yet."""
+        path = os.path.join(model_dir, RUN_STATE_FILE)
+        if not tf.io.gfile.exists(path):
+            return cls()
+        with tf.io.gfile.GFile(path) as file:
+            values = json.loads(file.read())
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+    def save(self, model_dir):
+        atomic.write_text(os.path.join(model_dir, RUN_STATE_FILE),
+                          json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+
+    def finished_training(self, step):
+        return self.trained_step is not None and self.trained_step == step
+
+    def evaluated_at(self, step, eval_crops):
+        return self.evaluated == {"step": step, "eval_crops": eval_crops}
+
+    def exported_at(self, step):
+        return bool(self.exported) and self.exported.get("step") == step
+
+
+class RunRecord:
+    """The run's `RunState`, read once; `update` changes and saves it (on the chief only: the
+    other workers of a multi-worker run keep their copy in memory)."""
+
+    def __init__(self, model_dir, is_chief=True):
+        self.model_dir, self.is_chief = model_dir, is_chief
+        self.state = RunState.load(model_dir)
+
+    def update(self, **changes):
+        self.state = dataclasses.replace(self.state, **changes)
+        if self.is_chief:
+            self.state.save(self.model_dir)

@@ -1,0 +1,177 @@
+"""`Trainer`: one run's model and everything that changes it, in the spirit of Orbit's trainer.
+
+    setup = setup_run(config)                   # strategy, precision, dataset, resolved config
+    trainer = Trainer(setup)                    # model, optimizer, EMA, loss scale, step functions
+    trainer.restore()                           # the newest readable checkpoint, or None
+    stats = trainer.train(iterator, 10)         # 10 steps in one compiled call
+    results = trainer.evaluate(validation)      # with the EMA weights when the run has EMA
+    path = trainer.export()                     # a SavedModel version of those weights
+
+The trainer owns the compiled step functions (`inception_keras.training.steps`) and rebuilds
+every one of them in one place (`set_trainable`). The training loop and its policies (checkpoint,
+validate, log, preempt) are in `inception_keras.training.loop`; the three entries (train,
+evaluate, export) share `restore`, `evaluate` and `export` here.
+"""
+
+import keras
+import tensorflow as tf
+
+from inception_keras.export import ExportError, export_saved_model
+from inception_keras.models.inception_v3 import build_inception_v3
+from inception_keras.training import checkpoints, optimizers, regularization, transfer
+from inception_keras.training.ema import ExponentialMovingAverage, ema_weights
+from inception_keras.training.errors import TrainerError
+from inception_keras.training.fused_batch_norm import with_fused_batch_norm
+from inception_keras.training.loss_scale import DynamicLossScale
+from inception_keras.training.schedules import make_schedule
+from inception_keras.training.steps import Counters, Steps
+
+
+def build_model(config, num_classes):
+    """The network of `config` under the current dtype policy (TrainerError if it cannot be)."""
+    try:
+        return build_inception_v3(
+            weights=None, input_shape=(config.image_size, config.image_size, 3),
+            classes=num_classes, include_aux=config.include_aux,
+            dropout_rate=config.dropout_rate, variant=config.variant,
+            depth_multiplier=config.depth_multiplier, min_depth=config.min_depth,
+            batch_norm_momentum=config.batch_norm_momentum)
+    except ValueError as error:
+        raise TrainerError(f"cannot build the model: {error}") from None
+
+
+class Trainer:
+    """The model, optimizer, EMA, loss scale, step counters and step functions of one run."""
+
+    def __init__(self, setup):
+        self.setup, self.config, self.strategy = setup, setup.config, setup.strategy
+        config, info = setup.config, setup.info
+        if config.jit_compile and setup.replicas > 1 and \
+                not isinstance(setup.strategy, tf.distribute.TPUStrategy):
+            raise TrainerError("jit_compile=true compiles the step of one replica with XLA: use "
+                               "it with one device per process (TPUs always compile)")
+        with setup.strategy.scope():
+            self.model = build_model(config, info.num_classes)
+            if config.fused_batch_norm:
+                self.model = with_fused_batch_norm(self.model)  # same weights, one kernel per BN
+            regularization.add_kernel_weight_decay(self.model, config.weight_decay)
+            self.counters = Counters()
+            schedule, self.schedule_text = make_schedule(
+                config, global_batch_size=config.global_batch_size,
+                steps_per_epoch=config.steps_per_epoch, num_train_examples=info.num_train_examples)
+            self.learning_rate = lambda: schedule(self.counters.step)  # follows the trainer's step
+            self.optimizer = optimizers.make_optimizer(config, self.learning_rate)
+            self.optimizer.build(self.model.trainable_variables)  # slots exist before a restore
+            self.ema = (ExponentialMovingAverage(self.model, config.ema_momentum)
+                        if config.ema_momentum is not None else None)
+            self.loss_scale = DynamicLossScale() if setup.policy == "mixed_float16" else None
+            self.steps = Steps(
+                self.model, self.optimizer, setup.strategy, counters=self.counters,
+                learning_rate=self.learning_rate, global_batch_size=config.global_batch_size,
+                num_classes=info.num_classes, label_smoothing=config.label_smoothing,
+                aux_weight=config.aux_loss_weight, clipnorm=config.global_clipnorm,
+                loss_scale=self.loss_scale, ema=self.ema, jit_compile=bool(config.jit_compile))
+        self.checkpoint = checkpoints.make_checkpoint(
+            model=self.model, optimizer=self.optimizer, counters=self.counters, ema=self.ema,
+            loss_scale=self.loss_scale)
+        self.trainable = "all"  # a new model trains every layer
+        self.on_retrace = []  # callables told when the step functions were rebuilt
+
+    # ------------------------------------------------------------------------------ state
+    @property
+    def step(self):
+        """Training steps taken (the trainer's own counter, restored with a checkpoint)."""
+        return int(self.counters.step.numpy())
+
+    @property
+    def checkpoint_dir(self):
+        return f"{self.config.model_dir.rstrip('/')}/{checkpoints.CHECKPOINT_SUBDIR}"
+
+    @property
+    def weights_name(self):
+        """What evaluations and exports use, in words."""
+        return "EMA weights" if self.ema is not None else "weights"
+
+    def restore(self, *, partial=False):
+        """Restores the newest readable checkpoint of the run's model_dir; its path, or None when
+        the run has none. `partial`: only what evaluation and export need (no optimizer)."""
+        try:
+            return checkpoints.restore_latest(self.checkpoint, self.checkpoint_dir,
+                                              expect_partial=partial)
+        except checkpoints.CheckpointError as error:
+            raise TrainerError(str(error)) from None
+
+    def load_init_weights(self, *, evaluating=False):
+        """Loads `init_weights` (the start of a fresh run, or what an evaluation without a run
+        scores); returns the report's lines. An evaluation refuses a classifier of another size."""
+        config = self.config
+        try:
+            report = transfer.load_init_weights(self.model, config.init_weights,
+                                                include_aux=config.include_aux)
+        except ValueError as error:
+            hint = (" (--eval_only builds the network of --config: pass the recipe the weights "
+                    "were trained with, e.g. --config finetune for Keras' ImageNet file)"
+                    if evaluating else "")
+            raise TrainerError(f"{error}{hint}") from None
+        if evaluating and report.kept_fresh:
+            raise TrainerError(
+                f"--eval_only: {config.init_weights} has another number of classes than "
+                f"{config.dataset} ({'; '.join(report.lines())}): scoring a fresh classifier "
+                "means nothing; evaluate on the dataset the weights know")
+        if self.ema is not None:
+            self.ema.reset()  # average the loaded weights, not the random ones
+        return report.lines()
+
+    # ------------------------------------------------------------------------------ steps
+    def set_trainable(self, spec):
+        """Freezes the layers before `spec` (all | head | a layer name; frozen batch norm runs
+        in inference mode) and rebuilds every compiled function; returns the summary line."""
+        try:
+            summary = transfer.set_trainable_from(self.model, spec)
+        except ValueError as error:
+            raise TrainerError(f"trainable_from: {error}") from None
+        self.steps.retrace()
+        self.trainable = spec
+        for listener in self.on_retrace:
+            listener()
+        return str(summary)
+
+    def train(self, iterator, num_steps):
+        """Runs `num_steps` training steps in one compiled call; the summed loss (one value per
+        step), correct top-1 predictions and examples."""
+        return self.steps.train(iterator, num_steps)
+
+    def evaluate(self, dataset, *, should_stop=None):
+        """Every image of a masked evaluation input once (or the first `eval_steps` batches),
+        with the EMA weights when the run has EMA."""
+        config = self.config
+        with ema_weights(self.ema):
+            return self.steps.evaluate(dataset, max_steps=config.eval_steps or None,
+                                       steps_per_call=config.steps_per_execution,
+                                       should_stop=should_stop)
+
+    # ------------------------------------------------------------------------------ export
+    def serving_model(self):
+        """A float32 copy of the model holding the weights evaluations use (EMA if any)."""
+        policy = keras.mixed_precision.dtype_policy()
+        keras.mixed_precision.set_dtype_policy("float32")
+        try:
+            serving = build_model(self.config, self.setup.info.num_classes)
+        finally:
+            keras.mixed_precision.set_dtype_policy(policy)
+        with ema_weights(self.ema):
+            serving.set_weights(self.model.get_weights())
+        return serving
+
+    def export(self):
+        """A new SavedModel version of `serving_model()` under export_dir; its path."""
+        config = self.config
+        try:
+            return export_saved_model(self.serving_model(), config.export_dir,
+                                      model_name=config.model_name,
+                                      class_names=list(self.setup.info.class_names),
+                                      image_size=config.image_size)
+        except ExportError as error:
+            raise TrainerError(
+                f"export failed ({error}); the checkpoints in {config.model_dir} are kept: fix it "
+                f"and run --export_only --model_dir {config.model_dir}") from None
