@@ -2,11 +2,14 @@
 
 Its folder is the `data_dir` given for it, else `$INCEPTION_KERAS_CACHE/smoke_v1/`, else
 `~/.cache/inception_keras/smoke_v1/`. It is written to a temporary sibling directory and renamed
-into place, so a killed first run never leaves a half-written set.
+into place, so a killed first run never leaves a half-written set. A `data_dir` on another
+`tf.io.gfile` filesystem (`gs://...`) gets the set written locally first and copied there, its
+marker file last: a set is complete once its marker exists.
 """
 
 import json
 import os
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -15,6 +18,7 @@ from inception_keras.atomic import publish_dir, staging_dir
 from inception_keras.data.errors import DataError
 from inception_keras.data.smoke_images import SMOKE_CLASS_NAMES, draw_image
 from inception_keras.data.tfrecord import serialize_example
+from inception_keras.paths import is_url, resolve
 
 SMOKE_VERSION = "smoke_v1"
 SMOKE_TRAIN_PER_CLASS = 300
@@ -25,18 +29,18 @@ _SEEDS = {"train": 1, "validation": 2}
 
 
 def smoke_dir(data_dir=None):
-    """The smoke set's folder: `data_dir` (as an absolute path), else the default folder
+    """The smoke set's folder: `data_dir` (local paths made absolute), else the default folder
     `<$INCEPTION_KERAS_CACHE or ~/.cache/inception_keras>/smoke_v1`."""
     if data_dir:
-        return os.path.abspath(os.path.expanduser(data_dir))
+        return resolve(data_dir)
     root = os.environ.get("INCEPTION_KERAS_CACHE") or os.path.join("~", ".cache", "inception_keras")
     return os.path.join(os.path.expanduser(root), SMOKE_VERSION)
 
 
 def smoke_split_sizes(directory):
     """{'train': n, 'validation': m} of a complete smoke set, from its marker file."""
-    with open(os.path.join(directory, _MARKER)) as marker:
-        return json.load(marker)["num_examples"]
+    with tf.io.gfile.GFile(os.path.join(directory, _MARKER)) as marker:
+        return json.loads(marker.read())["num_examples"]
 
 
 def _write_split(directory, split, per_class, seed):
@@ -81,8 +85,10 @@ def ensure_smoke_dataset(data_dir=None, **sizes):
     `sizes` (train_per_class, validation_per_class) is for tests; the default is the real set.
     """
     target = smoke_dir(data_dir)
-    if os.path.isfile(os.path.join(target, _MARKER)):
+    if tf.io.gfile.exists(os.path.join(target, _MARKER)):
         return target
+    if is_url(target):
+        return _copy_built_set(target, sizes)
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     with staging_dir(parent, prefix=f".{os.path.basename(target)}.partial-") as staging:
@@ -94,4 +100,20 @@ def ensure_smoke_dataset(data_dir=None, **sizes):
             # replace.
             if not os.path.isfile(os.path.join(target, _MARKER)):
                 raise DataError(f"cannot create the smoke dataset at {target!r}: {error}") from error
+    return target
+
+
+def _copy_built_set(target, sizes):
+    """Writes the set in a local temporary folder and copies it to `target`, marker last."""
+    with staging_dir(tempfile.gettempdir(), prefix="smoke.partial-") as staging:
+        write_smoke_dataset(staging, **sizes)
+        try:
+            tf.io.gfile.makedirs(target)
+            names = sorted(os.listdir(staging), key=lambda name: name == _MARKER)
+            for name in names:
+                tf.io.gfile.copy(os.path.join(staging, name), os.path.join(target, name),
+                                 overwrite=True)
+        except tf.errors.OpError as error:
+            raise DataError(f"cannot create the smoke dataset at {target!r}: {error.message}") \
+                from None
     return target

@@ -2,6 +2,8 @@
 
 import os
 
+import tensorflow as tf
+
 from inception_keras.export.errors import ExportError
 from inception_keras.export.signatures import build_archive
 from inception_keras.export.spec import serving_spec
@@ -61,15 +63,10 @@ def _model_base_dir(export_dir, model_name):
         raise ExportError(
             f"model_name must be a plain folder name such as 'inception_v3'; received {model_name!r}."
         )
-    export_dir = os.fspath(export_dir)
-    if "://" in export_dir:
-        raise ExportError(
-            f"export_dir must be a local folder (the version is renamed into place atomically, "
-            f"which object stores cannot do); received {export_dir!r}. Export locally, then copy."
-        )
-    base = os.path.join(export_dir, model_name)
+    base = os.path.join(os.fspath(export_dir), model_name)
     try:
-        os.makedirs(base, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise ExportError(f"cannot create the model folder {base}: a file is in the way.") from None
+        tf.io.gfile.makedirs(base)
+    except (tf.errors.OpError, OSError) as error:
+        reason = getattr(error, "message", None) or str(error)
+        raise ExportError(f"cannot create the model folder {base}: {reason}") from None
     return base

@@ -10,8 +10,8 @@ they kill a job. The handler only raises a flag; the trainer looks at it
 A training call runs `steps_per_execution` steps at most, but no more than fit in
 `max_call_seconds` at the measured step time (`CallPlanner`), so a SIGTERM waits at most about
 that long for the call in flight. With several workers every decision is taken together: one
-all-reduce per call (the maximum of `[sigterm flag, -steps]`) gives every worker the same
-verdict and the same step count, so they stop after the same step and save the same checkpoint.
+all-gather per call of `[sigterm flag, steps]` gives every worker the same verdict (any flag)
+and the same step count (the fewest), so they stop after the same step and save the same checkpoint.
 
 Why not `tf.distribute.experimental.PreemptionCheckpointHandler`: its documentation limits it to
 `MultiWorkerMirroredStrategy` and `TPUStrategy` (this trainer also runs `mirrored`, `one_device`
@@ -22,9 +22,7 @@ checkpoints itself, around the trainer's fallback to the last readable and finit
 import signal
 import threading
 
-import tensorflow as tf
-
-from inception_keras.training.workers import is_multi_worker
+from inception_keras.training.workers import ReplicaGather, is_multi_worker
 
 
 class SigtermWatch:
@@ -32,29 +30,20 @@ class SigtermWatch:
 
     def __init__(self, strategy):
         self._flag = False
-        self._strategy = strategy
-        self._agree = tf.function(self._agree_fn) if is_multi_worker(strategy) else None
+        self._gather = ReplicaGather(strategy) if is_multi_worker(strategy) else None
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self._on_sigterm)
 
     def _on_sigterm(self, signum, frame):
         self._flag = True
 
-    def _agree_fn(self, values):
-        def replica_fn():
-            local = tf.identity(values)  # a value of this replica's device, as collectives need
-            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MAX,
-                                                                  local)
-
-        return self._strategy.experimental_local_results(self._strategy.run(replica_fn))[0]
-
     def agree(self, steps):
         """(stop, steps) that every worker shares: stop if any worker got SIGTERM; the fewest
         steps any worker proposed."""
-        if self._agree is None:
+        if self._gather is None:
             return self._flag, steps
-        flag, negated_steps = self._agree(tf.constant([int(self._flag), -steps], tf.int64)).numpy()
-        return bool(flag), int(-negated_steps)
+        proposals = self._gather([int(self._flag), steps])
+        return bool(proposals[:, 0].max()), int(proposals[:, 1].min())
 
     def requested(self):
         return self.agree(1)[0]

@@ -12,9 +12,12 @@ means the source holds another network, and is an error.
 """
 
 import collections
+import contextlib
 import dataclasses
 import difflib
 import os
+import shutil
+import tempfile
 import warnings
 
 import h5py
@@ -111,7 +114,23 @@ def load_init_weights(model, source, *, include_aux=None, ema=None, restore_fn=N
             f"init weights {source!r} is a folder without checkpoints (expected "
             f"{CHECKPOINT_SUBDIR}/ with a `checkpoint` index, as a training run writes)."
         )
-    return _load_h5(model, source, source)
+    with _local_copy(source) as local:
+        return _load_h5(model, local, source)
+
+
+@contextlib.contextmanager
+def _local_copy(path):
+    """`path` itself when local; else a local temporary copy (h5py reads local files only)."""
+    if "://" not in path:
+        yield path
+        return
+    folder = tempfile.mkdtemp(prefix="init_weights-")
+    try:
+        local = os.path.join(folder, os.path.basename(path))
+        tf.io.gfile.copy(path, local)
+        yield local
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check_model(model, include_aux):
@@ -191,12 +210,13 @@ def _with_classes(model, classes):
 
 
 def _load_h5(model, path, label):
+    """Loads the local weights file `path` (named `label` in messages) into `model`."""
     try:
         file_layers = weights_lib.count_weighted_layers(path)
         file_shapes = _h5_shapes(path)
     except (OSError, ValueError, KeyError) as error:
         raise ValueError(
-            f"init weights {path!r} are not a readable Keras weights file: {error}"
+            f"init weights {label!r} are not a readable Keras weights file: {error}"
         ) from None
     file_classes = {shape[-1] for shape in file_shapes if len(shape) == 2}
     if len(file_classes) > 1:

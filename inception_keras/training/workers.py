@@ -5,8 +5,8 @@ must share, and what a lost peer means.
   others write into a scratch folder `<tmp>/inception_keras_worker-<pid>-<random>` that is
   removed on every exit the process controls (success, error, SIGTERM); a folder left by a
   killed worker is removed by the next start on that host (its process is gone).
-- After restoring, the workers compare their steps with one all-reduce (the maximum of
-  `[step, -step]` gives the highest and the lowest). A worker whose `model_dir` is its own disk
+- After restoring, the workers compare their steps with one all-gather (the lowest and the
+  highest must be the same). A worker whose `model_dir` is its own disk
   finds no checkpoint, or another one, than the chief: then every worker stops before training.
 - A peer that dies (killed, out of memory, a preempted VM) makes the survivors' next collective
   fail; TensorFlow's coordination service ends them within seconds. Those errors become
@@ -62,32 +62,46 @@ def check_restored_steps_agree(strategy, step):
     """Every worker restored `step`, or TrainerError on every worker (multi-worker only)."""
     if not is_multi_worker(strategy):
         return
-    highest, negated_lowest = _all_reduce_max(strategy, [step, -step])
-    if highest != -negated_lowest:
+    steps = ReplicaGather(strategy)([step])[:, 0]
+    lowest, highest = int(steps.min()), int(steps.max())
+    if lowest != highest:
         raise TrainerError(
-            f"the workers restored different steps (lowest {-negated_lowest}, highest {highest}): "
+            f"the workers restored different steps (lowest {lowest}, highest {highest}): "
             "model_dir must be storage every worker sees (gs://..., NFS), not each host's own "
             "disk; restart every worker with a shared --model_dir")
 
 
-def _all_reduce_max(strategy, values):
-    @tf.function
-    def reduce(local):
+class ReplicaGather:
+    """`gather(values)`: every replica's `values` (ints) as a numpy array [replicas, len(values)],
+    with one collective (traced once per length)."""
+
+    def __init__(self, strategy):
+        self.strategy = strategy
+        self._gather = tf.function(self._gather_fn)
+
+    def _gather_fn(self, local):
         def replica_fn():
-            return tf.distribute.get_replica_context().all_reduce(
-                tf.distribute.ReduceOp.MAX, tf.identity(local))
+            mine = tf.identity(local)[tf.newaxis]  # a tensor of this replica's device
+            return tf.distribute.get_replica_context().all_gather(mine, axis=0)
 
-        return strategy.experimental_local_results(strategy.run(replica_fn))[0]
+        return self.strategy.experimental_local_results(self.strategy.run(replica_fn))[0]
 
-    return [int(v) for v in reduce(tf.constant(values, tf.int64)).numpy()]
+    def __call__(self, values):
+        return self._gather(tf.constant(values, tf.int64)).numpy()
 
 
 def peer_lost(error, strategy):
     """A PeerLost for `error` when it is a multi-worker run's lost-peer failure, else None."""
     if not is_multi_worker(strategy) or not isinstance(error, _PEER_ERRORS):
         return None
-    detail = (getattr(error, "message", None) or str(error)).strip().splitlines()
     return PeerLost(
-        f"lost contact with another worker ({type(error).__name__}: "
-        f"{detail[0][:200] if detail else 'no message'}); restart every worker with the same "
-        "command: the run resumes from its newest checkpoint")
+        f"lost contact with another worker ({type(error).__name__}: {_detail(error)}); restart "
+        "every worker with the same command: the run resumes from its newest checkpoint")
+
+
+def _detail(error):
+    """The informative line of a TF error (not 'Graph execution error:' or a node's source)."""
+    lines = [line.strip() for line in (getattr(error, "message", None) or str(error)).splitlines()]
+    skip = ("Graph execution error", "Detected at node", "File ", "[[")
+    useful = [line for line in lines if line and not line.startswith(skip)]
+    return (useful or ["no message"])[0][:200]
