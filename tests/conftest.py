@@ -15,6 +15,7 @@ import subprocess
 import sys
 import shutil
 import tempfile
+import time
 
 _PREFIX = "inception_keras_tests_"
 
@@ -176,7 +177,51 @@ def write_shards(tmp_path):
     return write
 
 
-def run_module(module, *args, timeout=300):
-    """`python -m module args...` in a subprocess (inherits this session's hermetic env)."""
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cli_env(**extra):
+    """A CLI subprocess's environment: this session's hermetic one, the repository's packages
+    importable from any working directory (as the installed package is), no TF_CONFIG."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+               PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def run_module(module, *args, timeout=300, cwd=None, env=None):
+    """`python -m module args...` in a subprocess (inherits this session's hermetic env), from
+    `cwd` (default: this process's)."""
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                          timeout=timeout, cwd=cwd, env=env or cli_env(TF_CPP_MIN_LOG_LEVEL="3"))
+
+
+def run_trainer(cwd, *args, timeout=600, env=None):
+    """`python -m trainers.imagenet args...` from the working directory `cwd`, as the README
+    runs it (relative paths mean `cwd`): (exit status, stdout + stderr)."""
+    result = run_module("trainers.imagenet", *args, timeout=timeout, cwd=cwd, env=env)
+    return result.returncode, result.stdout + result.stderr
+
+
+def start_trainer(cwd, args, log_path, env=None):
+    """The trainer started in the background from `cwd`, its output going to `log_path`."""
+    log = open(log_path, "w")
+    process = subprocess.Popen([sys.executable, "-m", "trainers.imagenet", *args], cwd=cwd,
+                               env=env or cli_env(), stdout=log, stderr=subprocess.STDOUT)
+    log.close()  # the child holds its own descriptor
+    return process
+
+
+def signal_when(process, log_path, text, sig, timeout=400):
+    """Sends `sig` to `process` once `text` appears in its log (or `text(log)` is true, for a
+    callable); returns (exit status, log)."""
+    seen = text if callable(text) else (lambda log: text in log)
+    deadline = time.time() + timeout
+    while process.poll() is None and time.time() < deadline:
+        if seen(log_path.read_text()):
+            process.send_signal(sig)
+            break
+        time.sleep(0.05)
+    code = process.wait(timeout=300)
+    return code, log_path.read_text()

@@ -5,18 +5,15 @@ epoch, with the top blocks unfrozen. This is also the recipe's case of the recip
 (tests/test_recipe_matrix.py): 2 epochs, a validation after each, to its export."""
 
 import importlib
-import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import configs
 from configs.base import apply_overrides
+from conftest import run_trainer
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSES = ("daisy", "rose", "tulip")  # the folder's classes, in label order
 SIZE, DEPTH = 75, 0.125  # the shrunk network of the CLI run
 SOURCE_CLASSES = 10  # the init weights' classifier: another size, so it starts fresh
@@ -98,17 +95,13 @@ def changed_layers(before, after):
 
 
 def run_finetune(tmp_path, *args, epochs=2):
-    command = [sys.executable, "-m", "trainers.imagenet", "--config", "finetune",
-               "--strategy", "cpu", "--precision", "float32",
-               "--model_dir", str(tmp_path / "run"), "--export_dir", str(tmp_path / "exports"),
-               "--epochs", str(epochs), "--steps_per_epoch", "2", "--batch_size", "4",
-               "--set", f"image_size={SIZE}", "--set", f"depth_multiplier={DEPTH}",
-               "--set", "image_summaries=false", "--set", "head_epochs=1", *args]
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    environment.pop("TF_CONFIG", None)
-    result = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True,
-                            timeout=900)
-    return result.returncode, result.stdout + result.stderr
+    """The finetune recipe shrunk, from the working directory `tmp_path` (./run, ./exports)."""
+    return run_trainer(tmp_path, "--config", "finetune", "--strategy", "cpu",
+                       "--precision", "float32", "--model_dir", "run", "--export_dir", "exports",
+                       "--epochs", str(epochs), "--steps_per_epoch", "2", "--batch_size", "4",
+                       "--set", f"image_size={SIZE}", "--set", f"depth_multiplier={DEPTH}",
+                       "--set", "image_summaries=false", "--set", "head_epochs=1", *args,
+                       timeout=900)
 
 
 @pytest.mark.slow
@@ -137,7 +130,7 @@ def test_tiny_finetune_resumes_exports_the_folders_classes_and_keeps_frozen_laye
     init_file = str(tmp_path / "init.weights.h5")
     tiny_model(SOURCE_CLASSES).save_weights(init_file)  # random, another number of classes
     trainable_from = configs.get_config("finetune").trainable_from
-    command = ["--dataset", f"folder:{photos}", "--set", f"init_weights={init_file}"]
+    command = ["--dataset", "folder:photos", "--set", "init_weights=init.weights.h5"]  # relative
 
     # epoch 1 of 2 (the head-only epoch), stopped there as --epochs 1
     code, first = run_finetune(tmp_path, *command, epochs=1)
@@ -174,3 +167,12 @@ def test_tiny_finetune_resumes_exports_the_folders_classes_and_keeps_frozen_laye
     assert trainable and "predictions" in summary.trainable_layers
     assert changed_layers(init, loaded(after_head_epoch)) == {"predictions"}
     assert changed_layers(init, loaded(final)) == trainable | {"predictions"}
+
+    # --eval_only of the run (the README's command) scores its checkpoint, not the init weights
+    # (whose classifier has another number of classes)
+    code, evaluated = run_trainer(tmp_path, "--config", "finetune", "--eval_only",
+                                  "--model_dir", "run")
+    assert code == 0, evaluated[-4000:]
+    assert f"restored {final} (step 4)" in evaluated
+    final_line = [line for line in second.splitlines() if line.startswith("final evaluation")]
+    assert final_line and final_line[0] in evaluated  # the same weights on the same images

@@ -16,15 +16,13 @@ prepared for real and trained on in tests/test_data_tfds_prepare.py.
 
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from configs import RECIPES
+from conftest import REPO, run_trainer
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS, STEPS = 2, 3
 TINY = ["--epochs", str(EPOCHS), "--steps_per_epoch", str(STEPS), "--batch_size", "8",
         "--set", "image_size=75", "--set", "depth_multiplier=0.125",
@@ -33,12 +31,10 @@ TINY = ["--epochs", str(EPOCHS), "--steps_per_epoch", str(STEPS), "--batch_size"
 PRECISION = {"tpu": "mixed_bfloat16", "gpu": "mixed_float16"}
 
 
-def run_trainer(tmp_path, *args):
-    command = [sys.executable, "-m", "trainers.imagenet", "--strategy", "cpu",
-               "--model_dir", str(tmp_path / "run"), "--export_dir", str(tmp_path / "exports"),
-               *TINY, *args]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
-    return result.returncode, result.stdout + result.stderr
+def run_recipe(tmp_path, *args):
+    """A recipe shrunk, from the working directory `tmp_path` (./run, ./exports)."""
+    return run_trainer(tmp_path, "--strategy", "cpu", "--model_dir", "run", "--export_dir",
+                       "exports", *TINY, *args)
 
 
 def assert_ran_to_export(code, output, tmp_path):
@@ -89,13 +85,14 @@ def test_recipe_runs_to_its_export_on_its_dataset_kind(recipe, tmp_path,
     kind = RUNS[recipe]
     args = ["--config", recipe, "--dataset", kind]
     if kind == "folder":
-        photos = write_image_folder(tmp_path / "photos", ["a", "b", "c"], 6, 3)
-        args = ["--config", recipe, "--dataset", f"folder:{photos}"]
+        write_image_folder(tmp_path / "photos", ["a", "b", "c"], 6, 3)
+        args = ["--config", recipe, "--dataset", "folder:photos"]  # relative, as users type it
     elif kind == "imagenet_tfrecord":
-        args += ["--data_dir", str(write_tfrecords(tmp_path / "shards"))]
+        write_tfrecords(tmp_path / "shards")
+        args += ["--data_dir", "shards"]
     if recipe in PRECISION:
         args += ["--precision", PRECISION[recipe]]
-    code, output = run_trainer(tmp_path, *args)
+    code, output = run_recipe(tmp_path, *args)
     assert_ran_to_export(code, output, tmp_path)
     if recipe in PRECISION:
         assert f"precision   {PRECISION[recipe]} (set by --precision)" in output

@@ -1,22 +1,18 @@
-"""Every user mistake of `python -m trainers.imagenet` is one `error:` line and exit code 2."""
+"""Every user mistake of `python -m trainers.imagenet` is one `error:` line and exit code 2.
+
+Each runs from a working directory with relative --model_dir/--export_dir, as users do."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import cli_env, run_module
 
 
 def run_trainer(args, tmp_path, env=None, timeout=180):
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
-    environment.pop("TF_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "trainers.imagenet", "--model_dir", str(tmp_path / "run"),
-         "--export_dir", str(tmp_path / "exports"), *args],
-        cwd=REPO, env=environment, capture_output=True, text=True, timeout=timeout)
+    return run_module("trainers.imagenet", "--model_dir", "run", "--export_dir", "exports", *args,
+                      cwd=tmp_path, timeout=timeout, env=cli_env(TF_CPP_MIN_LOG_LEVEL="3",
+                                                                 **(env or {})))
 
 
 def error_lines(result):
@@ -64,8 +60,8 @@ def test_mirrored_without_gpus(tmp_path):
 @pytest.mark.slow
 def test_missing_data(tmp_path):
     line = error_lines(run_trainer(
-        ["--dataset", "imagenet_tfrecord", "--data_dir", str(tmp_path / "nowhere")], tmp_path))
-    assert str(tmp_path / "nowhere") in line
+        ["--dataset", "imagenet_tfrecord", "--data_dir", "nowhere"], tmp_path))
+    assert str(tmp_path / "nowhere") in line  # relative: the working directory's
 
 
 @pytest.mark.slow
@@ -93,3 +89,13 @@ def test_resume_with_conflicting_config(tmp_path):
 def test_export_only_without_a_run(tmp_path):
     line = error_lines(run_trainer(["--export_only"], tmp_path))
     assert "has no config.json" in line
+
+
+@pytest.mark.slow
+def test_unwritable_export_dir_is_refused_before_the_first_step(tmp_path):
+    (tmp_path / "afile").write_text("a regular file, not a folder")
+    result = run_trainer(["--export_dir", "afile/exports", "--steps_per_epoch", "1",
+                          "--set", "image_size=75", "--set", "depth_multiplier=0.125"], tmp_path)
+    line = error_lines(result)
+    assert f"--export_dir {tmp_path / 'afile' / 'exports'} is not a writable folder" in line
+    assert "step 1/1" not in result.stdout and not (tmp_path / "run" / "checkpoints").exists()

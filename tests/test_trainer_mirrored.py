@@ -1,4 +1,5 @@
-"""`--strategy mirrored --cpu_devices 2` through the CLI: 3 epochs validating after each, killed
+"""`--strategy mirrored --cpu_devices 2` through the CLI, from a working directory with relative
+--model_dir/--export_dir: 3 epochs validating after each, killed
 in epoch 2 with kill -9, resumed by the same command, stopped in epoch 2 again with SIGTERM (a
 preemption notice) and resumed once more to the end.
 
@@ -6,43 +7,27 @@ kill -9 loses the steps since the last checkpoint (the end of epoch 1 here); SIG
 the step in flight, and the rerun resumes there. Each validation scores the same images.
 """
 
-import os
 import re
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import run_trainer, signal_when, start_trainer
+
 STEPS_PER_EPOCH, EPOCHS, EVAL_BATCHES, BATCH = 4, 3, 2, 16
-
-
-def trainer_command(tmp_path, *extra):
-    return [sys.executable, "-m", "trainers.imagenet", "--strategy", "mirrored",
-            "--cpu_devices", "2", "--model_dir", str(tmp_path / "run"),
-            "--export_dir", str(tmp_path / "exports"), "--batch_size", str(BATCH),
-            "--epochs", str(EPOCHS), "--steps_per_epoch", str(STEPS_PER_EPOCH),
-            "--set", "image_size=75", "--set", "depth_multiplier=0.125",
-            "--set", "ema_momentum=0.9", "--set", f"eval_steps={EVAL_BATCHES}",
-            "--set", "log_every_steps=1", "--set", "image_summaries=false", *extra]
+ARGS = ["--strategy", "mirrored", "--cpu_devices", "2", "--model_dir", "run",
+        "--export_dir", "exports", "--batch_size", str(BATCH), "--epochs", str(EPOCHS),
+        "--steps_per_epoch", str(STEPS_PER_EPOCH), "--set", "image_size=75",
+        "--set", "depth_multiplier=0.125", "--set", "ema_momentum=0.9",
+        "--set", f"eval_steps={EVAL_BATCHES}", "--set", "log_every_steps=1",
+        "--set", "image_summaries=false"]
 
 
 def start_and_signal(tmp_path, sig, when, log_name):
-    """Runs the trainer until its log shows `when`, sends `sig`; returns (code, log)."""
-    log_path = tmp_path / log_name
-    with open(log_path, "w") as log:
-        run = subprocess.Popen(trainer_command(tmp_path), cwd=REPO, stdout=log,
-                               stderr=subprocess.STDOUT)
-        deadline = time.time() + 400
-        while run.poll() is None and time.time() < deadline:
-            if when in log_path.read_text():
-                run.send_signal(sig)
-                break
-            time.sleep(0.05)
-        code = run.wait(timeout=300)
-    return code, log_path.read_text()
+    """Runs the trainer from `tmp_path` until its log shows `when`, sends `sig`; returns
+    (code, log)."""
+    process = start_trainer(tmp_path, ARGS, tmp_path / log_name)
+    return signal_when(process, tmp_path / log_name, when, sig)
 
 
 def resumed_at(output):
@@ -78,10 +63,8 @@ def test_kill_9_then_sigterm_in_epoch_2_and_the_same_command_resumes_each_time(t
     assert STEPS_PER_EPOCH + 2 <= saved_step < 2 * STEPS_PER_EPOCH  # mid epoch 2, not its start
 
     # ... and the third run resumes at that step, validates twice more and exports
-    third = subprocess.run(trainer_command(tmp_path), cwd=REPO, capture_output=True, text=True,
-                           timeout=500)
-    output = third.stdout + third.stderr
-    assert third.returncode == 0, output[-4000:]
+    code, output = run_trainer(tmp_path, *ARGS, timeout=500)
+    assert code == 0, output[-4000:]
     assert "Traceback" not in output
     epoch, in_epoch, step = resumed_at(output)
     assert step == saved_step and epoch == 2 and in_epoch == saved_step - STEPS_PER_EPOCH
@@ -103,8 +86,7 @@ def test_kill_9_then_sigterm_in_epoch_2_and_the_same_command_resumes_each_time(t
 
     # --export_only adds version 2 and leaves version 1 as it was
     saved_pb = (version_1 / "saved_model.pb").read_bytes()
-    again = subprocess.run(trainer_command(tmp_path, "--export_only"), cwd=REPO,
-                           capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
-    assert f"exported the model to {tmp_path / 'exports' / 'inception_v3' / '2'}" in again.stdout
+    code, again = run_trainer(tmp_path, *ARGS, "--export_only", timeout=300)
+    assert code == 0, again[-3000:]
+    assert f"exported the model to {tmp_path / 'exports' / 'inception_v3' / '2'}" in again
     assert (version_1 / "saved_model.pb").read_bytes() == saved_pb

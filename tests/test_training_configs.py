@@ -73,3 +73,24 @@ def test_config_round_trips_through_json():
 
     config = configs.get_config("tpu")
     assert TrainConfig.from_dict(json.loads(config.to_json())) == config
+
+
+def test_the_tfjob_example_runs_a_valid_multi_worker_command():
+    """examples/tfjob.yaml: its command is one the trainer accepts, on a shared model_dir, and its
+    restart policy retries exactly the retryable exit statuses the trainer uses."""
+    import json
+    import os
+
+    from inception_keras.training import errors
+    from trainers.imagenet import config_from_flags, parse_flags
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples",
+                        "tfjob.yaml")
+    text = open(path).read()
+    command = json.loads(text.split("command:", 1)[1].splitlines()[0].strip())
+    assert command[:3] == ["python", "-m", "trainers.imagenet"]
+    config = config_from_flags(parse_flags(command[3:]))
+    assert config.strategy == "multi_worker" and config.model_dir.startswith("gs://")
+    assert "restartPolicy: ExitCode" in text  # Kubeflow retries 128-255, fails 1-127
+    assert 128 <= errors.EXIT_PEER_LOST <= 255 and 128 <= errors.EXIT_PREEMPTED <= 255
+    assert errors.EXIT_USER_ERROR < 128 and errors.EXIT_NON_FINITE < 128

@@ -111,6 +111,7 @@ class Validator(Action):
         return results
 
     def validate(self, step, epoch):
+        self.log(f"epoch {epoch}/{self.epochs}: validating the weights of step {step}")
         try:
             results = self.trainer.evaluate(self.dataset, should_stop=self.watch.requested)
         except EvaluationStopped:

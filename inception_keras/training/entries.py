@@ -16,7 +16,8 @@ import time
 
 import tensorflow as tf
 
-from inception_keras import paths
+from inception_keras import data, paths
+from inception_keras.export import ExportError
 from inception_keras.training import checkpoints, inputs, progress, reports, workers
 from inception_keras.training.actions import Checkpointer, CorruptRecords, ProgressLog, Validator
 from inception_keras.training.errors import Preempted, TrainerError
@@ -35,8 +36,9 @@ def default_log(message):
 def train_run(config, log=default_log):
     setup = setup_run(config)
     config = setup.config
-    with _peer_errors(setup.strategy):
+    with _user_errors(setup.strategy):
         _check_outputs(setup, log)
+        datasets = _training_inputs(setup)  # a data mistake fails here, before the model
         log("\n".join(reports.summary_lines(setup)))
         _save_or_check_config(setup)
         trainer = Trainer(setup)
@@ -46,13 +48,19 @@ def train_run(config, log=default_log):
         _start_weights(trainer, restored, log)
         summaries = _summaries(setup, trainer.step)
         inputs.report_folder_problems(config, log)
-        validation = _train(setup, trainer, record, summaries, log)
-        _finish(setup, trainer, record, summaries, validation, log)
+        with SigtermWatch(setup.strategy) as watch:
+            validation = _train(setup, trainer, datasets, watch, record, summaries, log)
+            _finish(setup, trainer, watch, record, summaries, validation, log)
 
 
 def evaluate_run(config, *, from_run, log=default_log):
     """Scores the run in `config.model_dir` (`from_run`) or `config.init_weights`."""
     setup = setup_run(config, for_training=False)
+    with _user_errors(setup.strategy):
+        _evaluate(setup, from_run, log)
+
+
+def _evaluate(setup, from_run, log):
     config = setup.config
     source = config.model_dir if from_run else config.init_weights
     log(f"evaluating {source} on {config.dataset}'s validation split "
@@ -74,21 +82,27 @@ def evaluate_run(config, *, from_run, log=default_log):
 def export_run(config, log=default_log):
     """A new export version of the newest checkpoint of the run in `config.model_dir`."""
     setup = setup_run(config, export_only=True)
-    _check_writable(setup.config.export_dir, "--export_dir")
-    trainer = Trainer(setup)
-    _restore_required(trainer, "--export_only", log)
-    _export(trainer, RunRecord(setup.config.model_dir), log)
+    with _user_errors(setup.strategy):
+        paths.check_writable_dir(setup.config.export_dir, "--export_dir")
+        trainer = Trainer(setup)
+        _restore_required(trainer, "--export_only", log)
+        _export(trainer, RunRecord(setup.config.model_dir), log)
 
 
 # ----------------------------------------------------------------------------------- training
 
 
-def _train(setup, trainer, record, summaries, log):
+def _training_inputs(setup):
+    """(training input, validation input) of the run."""
+    return (inputs.distributed_dataset(setup, split="train", is_training=True),
+            inputs.distributed_dataset(setup, split="validation", is_training=False))
+
+
+def _train(setup, trainer, datasets, watch, record, summaries, log):
     """Trains from the restored step to the last; the last epoch's validation (or None)."""
     config = setup.config
     total = config.epochs * config.steps_per_epoch
-    watch = SigtermWatch(setup.strategy)
-    validation_input = inputs.distributed_dataset(setup, split="validation", is_training=False)
+    training_input, validation_input = datasets
     validator = Validator(trainer, validation_input, watch=watch, record=record,
                           summaries=summaries, log=log)
     with workers.checkpoint_write_dir(trainer.checkpoint_dir, setup.is_chief) as write_dir:
@@ -100,9 +114,7 @@ def _train(setup, trainer, record, summaries, log):
         checkpointer = Checkpointer(trainer, manager)
         actions = [checkpointer, validator, CorruptRecords(log),
                    ProgressLog(trainer, summaries, log, trainer.step)]
-        loop = TrainLoop(trainer, inputs.distributed_dataset(setup, split="train",
-                                                             is_training=True),
-                         actions=actions, checkpointer=checkpointer, watch=watch,
+        loop = TrainLoop(trainer, training_input, actions=actions, checkpointer=checkpointer, watch=watch,
                          planner=CallPlanner(config.steps_per_execution,
                                              config.max_call_seconds), log=log)
         started, first = time.perf_counter(), trainer.step
@@ -112,7 +124,7 @@ def _train(setup, trainer, record, summaries, log):
     return validation
 
 
-def _finish(setup, trainer, record, summaries, validation, log):
+def _finish(setup, trainer, watch, record, summaries, validation, log):
     """The final evaluation and the export, each unless already done for this step."""
     config, step = setup.config, trainer.step
     if record.state.evaluated_at(step, config.eval_crops):
@@ -120,7 +132,6 @@ def _finish(setup, trainer, record, summaries, validation, log):
             f"{reports.EVAL_FILE}")
     else:
         if validation is None or config.eval_crops != 1:
-            watch = SigtermWatch(setup.strategy)
             validation = _preemptible_evaluation(trainer, _evaluation_input(setup), watch, step)
         if setup.is_chief:
             reports.write_final(validation, config=config, class_names=setup.info.class_names,
@@ -158,20 +169,13 @@ def _export(trainer, record, log):
 def _check_outputs(setup, log):
     """Every folder a run writes is writable before the first step (TrainerError naming it)."""
     config = setup.config
-    _check_writable(config.model_dir, "--model_dir")
+    paths.check_writable_dir(config.model_dir, "--model_dir")
     if setup.is_chief:
-        _check_writable(config.export_dir, "--export_dir")
+        paths.check_writable_dir(config.export_dir, "--export_dir")
     if isinstance(setup.strategy, tf.distribute.TPUStrategy) and not paths.is_url(
             config.model_dir):
         log(f"note: --model_dir {config.model_dir} is this VM's disk, which a preempted TPU VM "
             "loses: put checkpoints on gs://BUCKET/... to resume after a preemption")
-
-
-def _check_writable(path, what):
-    try:
-        paths.check_writable_dir(path, what)
-    except paths.PathError as error:
-        raise TrainerError(str(error)) from None
 
 
 def _save_or_check_config(setup):
@@ -225,10 +229,13 @@ def _evaluation_input(setup):
 
 
 @contextlib.contextmanager
-def _peer_errors(strategy):
-    """A lost multi-worker peer becomes `PeerLost` (one line, retryable exit status)."""
+def _user_errors(strategy):
+    """Mistakes found by the library's parts become `TrainerError` (one line); a lost
+    multi-worker peer becomes `PeerLost` (one line, retryable exit status)."""
     try:
         yield
+    except (data.DataError, ExportError, paths.PathError) as error:
+        raise TrainerError(str(error)) from None
     except tf.errors.OpError as error:
         lost = workers.peer_lost(error, strategy)
         if lost is None:

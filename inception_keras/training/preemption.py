@@ -26,13 +26,24 @@ from inception_keras.training.workers import ReplicaGather, is_multi_worker
 
 
 class SigtermWatch:
-    """Install in the main thread; `requested()` is True once SIGTERM reached any worker."""
+    """Create in the main thread; `requested()` is True once SIGTERM reached any worker. As a
+    context manager it restores the previous SIGTERM handler when the block ends."""
 
     def __init__(self, strategy):
         self._flag = False
         self._gather = ReplicaGather(strategy) if is_multi_worker(strategy) else None
+        self._previous = None
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self._on_sigterm)
+            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        """Puts back the SIGTERM handler found at creation (for callers that go on)."""
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
 
     def _on_sigterm(self, signum, frame):
         self._flag = True

@@ -27,6 +27,8 @@ several crops ([crops, S, S, 3]) score the softmax averaged over their crops. It
 confusion matrix, for per-class results.
 """
 
+import time
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -223,20 +225,27 @@ class Steps:
             last = stats["examples"]
         return totals, last
 
-    def evaluate(self, dataset, *, max_steps=None, steps_per_call=1, should_stop=None):
+    def evaluate(self, dataset, *, max_steps=None, steps_per_call=1, planner=None,
+                 should_stop=None):
         """Scores a masked distributed dataset once, from a fresh iterator (so every pass sees
         the same examples): {'loss', 'top1', 'top5' (main head, averaged per example),
         'examples' (how many were scored), 'confusion' ([true, predicted] counts, numpy)}.
 
-        `should_stop()` is asked between calls; when it says True, EvaluationStopped is raised.
+        A call runs `steps_per_call` batches, or as many as `planner` (a CallPlanner: bounded
+        in time) says. `should_stop()` is asked between calls; when it says True,
+        EvaluationStopped is raised.
         """
         iterator = iter(dataset)
         totals = {"loss": 0.0, "top1": 0.0, "top5": 0.0, "examples": 0.0, "confusion": 0.0}
         done = 0
         while max_steps is None or done < max_steps:
-            count = steps_per_call if max_steps is None else min(steps_per_call, max_steps - done)
+            limit = steps_per_call if max_steps is None else min(steps_per_call, max_steps - done)
+            count = planner.steps(limit) if planner is not None else limit
+            started = time.perf_counter()
             sums, last = self._evaluate(iterator, tf.constant(count, tf.int64))
             totals = {key: totals[key] + sums[key].numpy() for key in totals}
+            if planner is not None:
+                planner.record(count, time.perf_counter() - started)
             done += count
             if float(last) == 0.0:  # every pipeline is past its data: only padding follows
                 break

@@ -23,6 +23,7 @@ from inception_keras.training.ema import ExponentialMovingAverage, ema_weights
 from inception_keras.training.errors import TrainerError
 from inception_keras.training.fused_batch_norm import with_fused_batch_norm
 from inception_keras.training.loss_scale import DynamicLossScale
+from inception_keras.training.preemption import CallPlanner
 from inception_keras.training.schedules import make_schedule
 from inception_keras.training.steps import Counters, Steps
 
@@ -75,7 +76,9 @@ class Trainer:
             model=self.model, optimizer=self.optimizer, counters=self.counters, ema=self.ema,
             loss_scale=self.loss_scale)
         self.trainable = "all"  # a new model trains every layer
-        self.on_retrace = []  # callables told when the step functions were rebuilt
+        # evaluation calls are bounded in time like training calls (preemption.CallPlanner)
+        self.eval_planner = CallPlanner(config.steps_per_execution, config.max_call_seconds)
+        self.on_retrace = [self.eval_planner.retraced]  # told when step functions are rebuilt
 
     # ------------------------------------------------------------------------------ state
     @property
@@ -148,7 +151,7 @@ class Trainer:
         with ema_weights(self.ema):
             return self.steps.evaluate(dataset, max_steps=config.eval_steps or None,
                                        steps_per_call=config.steps_per_execution,
-                                       should_stop=should_stop)
+                                       planner=self.eval_planner, should_stop=should_stop)
 
     # ------------------------------------------------------------------------------ export
     def serving_model(self):
