@@ -50,7 +50,7 @@ def test_kill_9_then_sigterm_in_epoch_2_and_the_same_command_resumes_each_time(t
     code, first = start_and_signal(tmp_path, signal.SIGKILL, in_epoch_2, "first.log")
     assert code == -signal.SIGKILL, first[-3000:]
     assert [v[0] for v in validations(first)] == [1]
-    assert not (tmp_path / "exports").exists()
+    assert not (tmp_path / "exports" / "inception_v3").exists()  # no version yet
 
     # the same command resumes there; SIGTERM in its epoch 2 saves the step in flight
     code, second = start_and_signal(tmp_path, signal.SIGTERM, in_epoch_2, "second.log")
