@@ -79,9 +79,9 @@ def make_input_fn(
     masked=False,
     eval_crops=1,
 ):
-    """Returns `input_fn(input_context=None) -> tf.data.Dataset` of (images, one-hot labels).
+    """Returns `input_fn(input_context=None) -> tf.data.Dataset` of (images, labels).
 
-    images: `dtype` [B, S, S, 3] in [-1, 1]; labels: float32 [B, num_classes]; B is the
+    images: `dtype` [B, S, S, 3] in [-1, 1]; labels: int32 class ids [B]; B is the
     per-replica batch (the global batch without a context). Arguments are checked here, so a
     mistake fails before any strategy is involved. `data_dir` is where the dataset lives (see
     `sources.py`; `smoke` is built there on first use, None: its default folder).
