@@ -16,6 +16,7 @@ from inception_keras.data.corrupt import map_dropping_corrupt
 from inception_keras.data.errors import DataError
 from inception_keras.data.multicrop import check_crops, multi_crop
 from inception_keras.data.preprocessing import preprocess_for_eval, preprocess_for_train
+from inception_keras.data.seeds import element_seeds
 from inception_keras.data.sharding import pipeline_seed
 
 SHUFFLE_BUFFER_SIZE = 8192
@@ -120,9 +121,7 @@ def to_examples(records, extract, options, *, shuffle=True):
 
     if shuffle:
         records = records.shuffle(SHUFFLE_BUFFER_SIZE, seed=options.seed, reshuffle_each_iteration=True)
-    seeds = tf.data.Dataset.random(seed=options.seed, rerandomize_each_iteration=True).batch(
-        2, drop_remainder=True
-    )
+    seeds = element_seeds(options.seed)
     examples = map_dropping_corrupt(
         tf.data.Dataset.zip((records, seeds)),
         train_example,
