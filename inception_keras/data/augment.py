@@ -41,7 +41,7 @@ import math
 import tensorflow as tf
 
 from inception_keras.data.errors import DataError, check_number
-from inception_keras.data.image_ops import OPS, apply_op
+from inception_keras.data.image_ops import OPS, apply_op, paste_patch
 from inception_keras.data.seeds import AUGMENT_STREAM, element_seeds
 
 AUGMENT_POLICIES = ("none", "randaugment", "augmix")
@@ -164,14 +164,15 @@ def random_erase(image, seed, probability):
     apply_seed, box_seed, noise_seed = _split(seed, 3)
     shape = tf.shape(image)
     top, left, box_height, box_width, found = _erasing_box(box_seed, shape[0], shape[1])
-    rows = tf.range(shape[0])[:, tf.newaxis, tf.newaxis]
-    columns = tf.range(shape[1])[tf.newaxis, :, tf.newaxis]
-    inside = ((rows >= top) & (rows < top + box_height)
-              & (columns >= left) & (columns < left + box_width))
     erase = found & (tf.random.stateless_uniform([], apply_seed) < probability)
-    noise = tf.random.stateless_normal(shape, noise_seed) * (2.0 * tf.constant(IMAGENET_RGB_STD))
-    noise = tf.clip_by_value(noise + (2.0 * tf.constant(IMAGENET_RGB_MEAN) - 1.0), -1.0, 1.0)
-    return tf.where(inside & erase, noise, image)
+
+    def erased():
+        noise = tf.random.stateless_normal(tf.stack([box_height, box_width, 3]), noise_seed)
+        noise = noise * (2.0 * tf.constant(IMAGENET_RGB_STD)) + (
+            2.0 * tf.constant(IMAGENET_RGB_MEAN) - 1.0)
+        return paste_patch(image, tf.clip_by_value(noise, -1.0, 1.0), top, left)
+
+    return tf.cond(erase, erased, lambda: image)
 
 
 def augment_image(image, seed, augmentation):

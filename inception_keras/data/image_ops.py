@@ -17,6 +17,7 @@ ops scale it with the magnitude:
 | auto_contrast, equalize | no strength (PIL's `autocontrast` and `equalize`) |
 
 Geometric ops fill what they uncover with mid grey (timm's fill), bilinearly interpolated.
+`paste_patch` puts a patch into images (random erasing, CutMix).
 """
 
 import math
@@ -79,6 +80,20 @@ def rotate(image, strength, seed):
     return _transform(image, _about_centre(image, tf.stack([[cos, -sin], [sin, cos]])))
 
 
+def paste_patch(images, patch, top, left):
+    """`images` [..., H, W, C] with `patch` [..., h, w, C] in place at row `top`, column `left`.
+
+    Slices and concatenations: a `tf.where` with a broadcast [H, W, 1] box mask is several times
+    slower on CPU.
+    """
+    shape = tf.shape(patch)
+    bottom, right = top + shape[-3], left + shape[-2]
+    band = tf.concat([images[..., top:bottom, :left, :], patch, images[..., top:bottom, right:, :]],
+                     axis=-2)
+    pasted = tf.concat([images[..., :top, :, :], band, images[..., bottom:, :, :]], axis=-3)
+    return tf.ensure_shape(pasted, images.shape)
+
+
 def _enhance_factor(strength, seed):
     return 1.0 + random_signs(seed, 1)[0] * ENHANCE_MAX * strength
 
@@ -93,7 +108,7 @@ def _grey(image):
 
 
 def brightness(image, strength, seed):
-    return _blend(tf.zeros_like(image), image, _enhance_factor(strength, seed))
+    return tf.clip_by_value(image * _enhance_factor(strength, seed), 0.0, 1.0)  # blend with black
 
 
 def color(image, strength, seed):
@@ -109,9 +124,7 @@ def sharpness(image, strength, seed):
     kernel = tf.constant(_SMOOTH_KERNEL) / 13.0
     kernel = tf.tile(kernel[:, :, tf.newaxis, tf.newaxis], [1, 1, 3, 1])
     smooth = tf.nn.depthwise_conv2d(image[tf.newaxis], kernel, [1, 1, 1, 1], "VALID")[0]
-    interior = tf.pad(tf.ones_like(smooth[:, :, :1]), [[1, 1], [1, 1], [0, 0]])
-    degenerate = interior * tf.pad(smooth, [[1, 1], [1, 1], [0, 0]]) + (1.0 - interior) * image
-    return _blend(degenerate, image, _enhance_factor(strength, seed))
+    return _blend(paste_patch(image, smooth, 1, 1), image, _enhance_factor(strength, seed))
 
 
 def _to_levels(image):
@@ -147,8 +160,7 @@ def _equalize_channel(levels):
     last = tf.gather(histogram, tf.reduce_max(levels))  # the count of the highest level present
     step = (tf.reduce_sum(histogram) - last) // 255
     lookup = (tf.cumsum(histogram, exclusive=True) + step // 2) // tf.maximum(step, 1)
-    equalized = tf.gather(tf.minimum(lookup, 255), levels)
-    return tf.where(step > 0, equalized, levels)
+    return tf.cond(step > 0, lambda: tf.gather(tf.minimum(lookup, 255), levels), lambda: levels)
 
 
 def equalize(image, strength, seed):

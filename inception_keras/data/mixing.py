@@ -24,6 +24,7 @@ import dataclasses
 import tensorflow as tf
 
 from inception_keras.data.errors import check_number
+from inception_keras.data.image_ops import paste_patch
 from inception_keras.data.seeds import MIX_STREAM, element_seeds
 
 
@@ -90,11 +91,9 @@ def _cutmix(images, partners, seed, lam):
     shape = tf.shape(images)
     height, width = shape[1], shape[2]
     top, bottom, left, right = cutmix_box(seed, height, width, lam)
-    rows = tf.range(height)[:, tf.newaxis, tf.newaxis]
-    columns = tf.range(width)[tf.newaxis, :, tf.newaxis]
-    inside = (rows >= top) & (rows < bottom) & (columns >= left) & (columns < right)
     box_area = tf.cast((bottom - top) * (right - left), tf.float32)
-    return tf.where(inside, partners, images), 1.0 - box_area / tf.cast(height * width, tf.float32)
+    pasted = paste_patch(images, partners[:, top:bottom, left:right], top, left)
+    return pasted, 1.0 - box_area / tf.cast(height * width, tf.float32)
 
 
 def _uses_cutmix(mixing, seed):
