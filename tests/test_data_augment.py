@@ -55,7 +55,7 @@ def _batches(shards, count=2, **overrides):
 def plain(shards):
     """The unaugmented batches (int32 class ids) that every augmented pipeline of seed 1 starts
     from."""
-    return _batches(shards, count=6)
+    return _batches(shards, count=4)
 
 
 def _check_per_image_augmentation(batches, plain, dtype):
@@ -105,7 +105,7 @@ def _expected_targets(ids, lam):
 
 
 def test_mixup_smooths_once_then_mixes_labels_as_the_images(shards, plain):
-    mixed_batches = _batches(shards, count=4, mixup_alpha=1.0, label_smoothing=EPS,
+    mixed_batches = _batches(shards, count=3, mixup_alpha=1.0, label_smoothing=EPS,
                              dtype="bfloat16")
     for (mixed, targets, dtype), (images, ids, _) in zip(mixed_batches, plain, strict=False):
         assert dtype == "bfloat16" and targets.dtype == np.float32
@@ -129,7 +129,7 @@ def _cutmix_lambda(mixed, images):
 
 def test_cutmix_lambda_is_the_pasted_box_area(shards, plain):
     for (mixed, targets, _), (images, ids, _) in zip(
-            _batches(shards, count=4, cutmix_alpha=1.0, label_smoothing=EPS), plain,
+            _batches(shards, count=3, cutmix_alpha=1.0, label_smoothing=EPS), plain,
             strict=False):
         lam, only_box = _cutmix_lambda(mixed, images)
         assert only_box
@@ -139,7 +139,7 @@ def test_cutmix_lambda_is_the_pasted_box_area(shards, plain):
 def test_switch_chooses_cutmix_or_mixup_per_batch(shards, plain):
     kinds = []
     for (mixed, targets, _), (images, ids, _) in zip(
-            _batches(shards, count=6, mixup_alpha=0.4, cutmix_alpha=1.0, mix_switch_prob=0.5,
+            _batches(shards, count=4, mixup_alpha=0.4, cutmix_alpha=1.0, mix_switch_prob=0.5,
                      label_smoothing=EPS), plain, strict=True):
         lam, only_box = _cutmix_lambda(mixed, images)
         if not only_box:
