@@ -100,7 +100,7 @@ def decode_limit(shards, batch_size):
 def keras_folder(folders, image_size, batch_size):
     dataset = keras.utils.image_dataset_from_directory(
         folders,
-        label_mode="categorical",
+        label_mode="int",  # class ids, as ours
         image_size=(image_size, image_size),
         batch_size=batch_size,
         verbose=False,

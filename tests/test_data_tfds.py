@@ -27,7 +27,7 @@ def test_mnist_grayscale_png_images(mock_tfds):
     examples = list(tfds_dataset("mnist", "validation", image_size=SIZE, is_training=False))
     assert len(examples) == 6
     for image, label in examples:
-        assert image.shape == (SIZE, SIZE, 3) and label.shape == (10,)
+        assert image.shape == (SIZE, SIZE, 3) and label.shape == () and 0 <= int(label) < 10
         assert float(tf.reduce_max(tf.abs(image))) <= 1.0
         assert np.allclose(image[..., 0], image[..., 1])  # grey stays grey in RGB
 
@@ -36,8 +36,8 @@ def test_imagenet2012_jpegs_and_names(mock_tfds):
     info = dataset_info("tfds:imagenet2012", None)
     assert info.num_classes == 1000 and info.class_names[0] == "tench, Tinca tinca"
     images, labels = next(iter(_train_input_fn("tfds:imagenet2012", seed=0)(None)))
-    assert images.shape == (4, SIZE, SIZE, 3) and labels.shape == (4, 1000)
-    assert np.allclose(labels.numpy().sum(axis=1), 1.0)
+    assert images.shape == (4, SIZE, SIZE, 3) and labels.shape == (4,)
+    assert labels.dtype == tf.int32 and np.all((labels.numpy() >= 0) & (labels.numpy() < 1000))
 
 
 def test_input_context_is_passed_to_tfds(mock_tfds):

@@ -2,10 +2,13 @@
 
 `make_input_fn(...)` builds the input for `strategy.distribute_datasets_from_function`;
 `dataset_info(...)` describes a dataset; both go through one registry of dataset sources
-(`sources.py`), and one `ExampleOptions` says what the examples look like. The pipelines drop
-corrupt records; `corrupt_records_seen()` is the running total, for the caller to report.
+(`sources.py`), and one `ExampleOptions` says what the examples look like. Labels are int32
+class ids (float32 soft targets when training mixes batches); training augmentation
+(`augment.py`, `mixing.py`) runs in the pipeline. The pipelines drop corrupt records;
+`corrupt_records_seen()` is the running total, for the caller to report.
 """
 
+from inception_keras.data.augment import AUGMENT_POLICIES
 from inception_keras.data.corrupt import corrupt_records_seen
 from inception_keras.data.errors import DataError
 from inception_keras.data.examples import ExampleOptions
@@ -20,6 +23,7 @@ from inception_keras.data.tfds_source import tfds_dataset
 from inception_keras.data.tfrecord import serialize_example, tfrecord_dataset
 
 __all__ = [
+    "AUGMENT_POLICIES",
     "DataError",
     "DatasetInfo",
     "ExampleOptions",

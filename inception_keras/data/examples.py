@@ -1,4 +1,4 @@
-"""The stage every source shares: (encoded image, label) records -> (image, one-hot label).
+"""The stage every source shares: (encoded image, label) records -> (image, class id).
 
 `ExampleOptions` says what the examples look like; one frozen object travels from
 `make_input_fn` through the source to `to_examples`.
@@ -16,20 +16,21 @@ from inception_keras.data.corrupt import map_dropping_corrupt
 from inception_keras.data.errors import DataError
 from inception_keras.data.multicrop import check_crops, multi_crop
 from inception_keras.data.preprocessing import preprocess_for_eval, preprocess_for_train
+from inception_keras.data.seeds import element_seeds
 from inception_keras.data.sharding import pipeline_seed
 
 SHUFFLE_BUFFER_SIZE = 8192
 
 
-def one_hot_label(label, num_classes):
-    """0-based integer label -> float32 one-hot; fails (so the record is dropped) when out of range."""
+def class_id(label, num_classes):
+    """0-based integer label -> int32 class id; fails (so the record is dropped) when out of range."""
     label = tf.cast(label, tf.int32)
     checks = [
         tf.debugging.assert_non_negative(label, message="negative label"),
         tf.debugging.assert_less(label, num_classes, message="label >= num_classes"),
     ]
     with tf.control_dependencies(checks):
-        return tf.one_hot(label, num_classes, dtype=tf.float32)
+        return tf.identity(label)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +39,8 @@ class ExampleOptions:
 
     image_size: S, the side of the square output images.
     is_training: random crops, shuffled and repeated forever; else one pass of evaluation crops.
-    num_classes: length of the one-hot labels; None: the dataset's own number of classes.
+    num_classes: class ids are 0..num_classes-1 (larger ones are dropped as corrupt); None: the
+        dataset's own number of classes.
     seed: of the shuffles and augmentations (None: random); each input pipeline offsets it.
     deterministic: a fixed element order (with a seed, fixed augmentations too).
     color_distortion: training's colour distortion, see `preprocessing.COLOR_DISTORTIONS`.
@@ -90,7 +92,7 @@ def eval_image(image_bytes, options):
 
 
 def to_examples(records, extract, options, *, shuffle=True):
-    """Decodes a dataset of records into unbatched (float32 image in [-1, 1], one-hot) pairs.
+    """Decodes a dataset of records into unbatched (float32 image in [-1, 1], int32 class id) pairs.
 
     Images are `options.image_shape`. `extract(record)` returns (encoded image bytes, 0-based
     label) and may fail on a corrupt record: such records are dropped and counted (see
@@ -98,12 +100,12 @@ def to_examples(records, extract, options, *, shuffle=True):
     everything, e.g. a file list).
     """
     num_classes = options.num_classes
-    placeholder = (tf.zeros(options.image_shape), tf.zeros([num_classes]))
+    placeholder = (tf.zeros(options.image_shape), tf.zeros([], tf.int32))
     if not options.is_training:
 
         def eval_example(record):
             image_bytes, label = extract(record)
-            return eval_image(image_bytes, options), one_hot_label(label, num_classes)
+            return eval_image(image_bytes, options), class_id(label, num_classes)
 
         # zip((records,)) passes each record as one argument, whatever its own structure.
         return map_dropping_corrupt(
@@ -115,13 +117,11 @@ def to_examples(records, extract, options, *, shuffle=True):
         image = preprocess_for_train(
             image_bytes, options.image_size, example_seed, color_distortion=options.color_distortion
         )
-        return image, one_hot_label(label, num_classes)
+        return image, class_id(label, num_classes)
 
     if shuffle:
         records = records.shuffle(SHUFFLE_BUFFER_SIZE, seed=options.seed, reshuffle_each_iteration=True)
-    seeds = tf.data.Dataset.random(seed=options.seed, rerandomize_each_iteration=True).batch(
-        2, drop_remainder=True
-    )
+    seeds = element_seeds(options.seed)
     examples = map_dropping_corrupt(
         tf.data.Dataset.zip((records, seeds)),
         train_example,

@@ -118,7 +118,7 @@ def _read(record):
 
 
 def folder_dataset(root, split, *, input_context=None, **options):
-    """Unbatched (image, one-hot label) examples of this input pipeline's share of the images.
+    """Unbatched (image, class id) examples of this input pipeline's share of the images.
 
     `options` are `ExampleOptions`' fields (image_size and is_training at least); num_classes
     defaults to the number of class folders.

@@ -5,6 +5,11 @@ Batches are static (`drop_remainder=True`) for training and evaluation alike, as
 Training input repeats forever (use `steps_per_epoch`); evaluation input is one pass in file
 order, and with `masked=True` its last partial batch is padded with zero-weight examples, so an
 evaluation scores every example exactly once.
+Labels are int32 class ids, except in training with MixUp or CutMix on: float32 soft targets,
+label smoothing already applied (`mixing.py`). Training augmentation runs here, on the host:
+per image (`augment.py`) after the Inception crop, per batch (`mixing.py`) after batching, each
+element with its own stateless seed (`seeds.py`). Images are cast to the output dtype last, as
+the random and image ops need float32.
 The dataset's name goes through the one registry of sources (`sources.py`), the example options
 travel as one `ExampleOptions` (`examples.py`). `data_dir` is where the dataset lives;
 `cache_dir` is only where decoded single-crop evaluation examples are cached, as tf.data cache
@@ -17,9 +22,11 @@ import re
 
 import tensorflow as tf
 
+from inception_keras.data.augment import Augmentation, augment_examples
 from inception_keras.data.errors import DataError
 from inception_keras.data.examples import ExampleOptions
-from inception_keras.data.sharding import pipeline_position
+from inception_keras.data.mixing import Mixing, mix_batches
+from inception_keras.data.sharding import pipeline_position, pipeline_seed
 from inception_keras.data.sources import dataset_source
 from inception_keras.data.tfrecord import check_split
 
@@ -78,16 +85,35 @@ def make_input_fn(
     cache_dir=None,
     masked=False,
     eval_crops=1,
+    augment="none",
+    augment_magnitude=9.0,
+    augment_layers=2,
+    random_erasing=0.0,
+    mixup_alpha=0.0,
+    cutmix_alpha=0.0,
+    mix_switch_prob=0.5,
+    mix_prob=1.0,
+    label_smoothing=0.0,
 ):
-    """Returns `input_fn(input_context=None) -> tf.data.Dataset` of (images, one-hot labels).
+    """Returns `input_fn(input_context=None) -> tf.data.Dataset` of (images, labels).
 
-    images: `dtype` [B, S, S, 3] in [-1, 1]; labels: float32 [B, num_classes]; B is the
-    per-replica batch (the global batch without a context). Arguments are checked here, so a
-    mistake fails before any strategy is involved. `data_dir` is where the dataset lives (see
+    images: `dtype` [B, S, S, 3] in [-1, 1]; labels: int32 class ids [B], or, in training with
+    `mixup_alpha` or `cutmix_alpha` > 0, float32 soft targets [B, num_classes] that sum to 1
+    (`label_smoothing` applied to each one-hot before mixing: the loss must not smooth them
+    again; class ids are left for the loss to smooth). B is the per-replica batch (the global
+    batch without a context). Arguments are checked here, so a mistake fails before any
+    strategy is involved. `data_dir` is where the dataset lives (see
     `sources.py`; `smoke` is built there on first use, None: its default folder).
     `deterministic=True` fixes the element order and augmentation (seed 0 unless `seed` is
     given). `cache_dir` caches decoded evaluation examples (ignored for training, whose crops
     differ every epoch, and for multi-crop evaluation, 10 or 144 times the size).
+
+    Training augmentation (ignored by evaluation input, still checked): `augment` is "none",
+    "randaugment" or "augmix" at `augment_magnitude` on timm's 0-10 scale, with
+    `augment_layers` ops per image for RandAugment (`augment.py`); `random_erasing` is the
+    probability per image of erasing a rectangle; `mixup_alpha` and `cutmix_alpha` are the
+    Beta(alpha, alpha) of MixUp and CutMix (0: off), `mix_switch_prob` the chance a batch uses
+    CutMix when both are on, `mix_prob` the chance a batch is mixed at all (`mixing.py`).
 
     `eval_crops` of 10 or 144 (evaluation only) makes each example every crop of
     `multicrop.multi_crop`: images are [B, crops, S, S, 3], B counting images, not crops.
@@ -112,9 +138,15 @@ def make_input_fn(
     dtype = output_dtype(dtype)
     source = dataset_source(dataset)
     cache = cache_dir if not is_training and eval_crops == 1 else None
+    augmentation = Augmentation(augment, augment_magnitude, augment_layers, random_erasing)
+    mixing = Mixing(mixup_alpha, cutmix_alpha, mix_switch_prob, mix_prob, label_smoothing)
+    if not is_training:
+        augmentation, mixing = Augmentation(), Mixing()
 
     def input_fn(input_context=None):
         examples = source.examples(split, options, data_dir, input_context)
+        seed = pipeline_seed(options.seed, input_context)
+        examples = augment_examples(examples, augmentation, seed, deterministic=deterministic)
         if cache:
             examples = examples.cache(
                 _eval_cache_file(cache, dataset, data_dir, split, image_size, input_context)
@@ -130,6 +162,9 @@ def make_input_fn(
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True if not is_training else None,
         )
+        if mixing.enabled:
+            classes = num_classes or source.info(data_dir).num_classes
+            batches = mix_batches(batches, mixing, classes, seed, deterministic=deterministic)
         # The cast comes last: the random and image ops above need float32.
         batches = batches.map(lambda images, *rest: (tf.cast(images, dtype), *rest))
         return batches.prefetch(tf.data.AUTOTUNE).with_options(_options(deterministic, input_context))

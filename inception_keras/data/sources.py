@@ -62,7 +62,7 @@ class Source:
         raise NotImplementedError
 
     def examples(self, split, options, data_dir, input_context=None):
-        """Unbatched (image, one-hot label) examples of this input pipeline, as `options` say."""
+        """Unbatched (image, class id) examples of this input pipeline, as `options` say."""
         raise NotImplementedError
 
 

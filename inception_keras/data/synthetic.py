@@ -1,4 +1,4 @@
-"""Synthetic input for throughput tests: one random (image, one-hot label) pair, repeated.
+"""Synthetic input for throughput tests: one random (image, class id) pair, repeated.
 
 Generating the tensors once keeps the input far faster than any model, so a run measures the
 model and the distribution strategy, not the data.
@@ -20,7 +20,7 @@ SYNTHETIC_NUM_EVAL_EXAMPLES = IMAGENET_NUM_EVAL_EXAMPLES
 
 
 def synthetic_dataset(**options):
-    """Unbatched examples: float32 images in [-1, 1] and float32 one-hot labels.
+    """Unbatched examples: float32 images in [-1, 1] and int32 class ids.
 
     `options` are `ExampleOptions`' fields (image_size and is_training at least; the seed picks
     the pair). Images are [S, S, 3] ([crops, S, S, 3] with `eval_crops`). Infinite when
@@ -35,6 +35,5 @@ def synthetic_examples(options):
     seed = options.seed or 0
     image = tf.random.stateless_uniform(options.image_shape, [seed, 0], minval=-1.0, maxval=1.0)
     label = tf.random.stateless_uniform([], [seed, 1], maxval=options.num_classes, dtype=tf.int32)
-    label = tf.one_hot(label, options.num_classes, dtype=tf.float32)
     dataset = tf.data.Dataset.from_tensors((image, label)).repeat()
     return dataset if options.is_training else dataset.take(SYNTHETIC_NUM_EVAL_EXAMPLES)

@@ -107,7 +107,7 @@ def _one_line(text):
 
 
 def tfds_dataset(name, split, *, data_dir=None, input_context=None, **options):
-    """Unbatched (image, one-hot label) examples of this input pipeline's files of a TFDS split.
+    """Unbatched (image, class id) examples of this input pipeline's files of a TFDS split.
 
     `options` are `ExampleOptions`' fields (image_size and is_training at least); num_classes
     defaults to the dataset's.

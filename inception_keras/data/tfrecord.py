@@ -95,7 +95,7 @@ def read_records(files, *, is_training, seed=None, deterministic=False):
 
 
 def tfrecord_dataset(data_dir, split, *, input_context=None, **options):
-    """Unbatched (image, one-hot label) examples of this input pipeline's shards of a split.
+    """Unbatched (image, class id) examples of this input pipeline's shards of a split.
 
     `options` are `ExampleOptions`' fields (image_size and is_training at least); num_classes
     defaults to ImageNet's 1000.
