@@ -18,7 +18,8 @@ import json
 import typing
 from typing import Optional
 
-from inception_keras.choices import COLOR_DISTORTIONS, STRATEGIES, WARMUPS  # TF-free
+from inception_keras.choices import (  # TF-free
+    AUGMENT_POLICIES, COLOR_DISTORTIONS, STRATEGIES, WARMUPS)
 from inception_keras.paths import resolve  # TF-free
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
@@ -40,6 +41,14 @@ class TrainConfig:
     data_dir: Optional[str] = None  # where the dataset lives (TFRecords, TFDS dir, ...)
     image_size: int = 299
     color_distortion: str = "none"  # none | slim_fast | tpu_fast (inception_keras.data.preprocessing)
+    augment: str = "none"  # none | randaugment | augmix (inception_keras/data/augment.py)
+    augment_magnitude: float = 9.0  # timm's 0-10 scale (rand-m9: 9); Keras' factor = this / 10
+    augment_layers: int = 2  # RandAugment: ops per image (timm's n)
+    random_erasing: float = 0.0  # probability per image of erasing a rectangle (timm's reprob)
+    mixup_alpha: float = 0.0  # MixUp's Beta(alpha, alpha) (0: off); labels become soft targets
+    cutmix_alpha: float = 0.0  # CutMix's Beta(alpha, alpha) (0: off)
+    mix_switch_prob: float = 0.5  # both on: the chance a batch uses CutMix instead of MixUp
+    mix_prob: float = 1.0  # the chance a batch is mixed at all
     cache_dir: Optional[str] = None  # tf.data cache for decoded eval images (None: no cache)
     deterministic: bool = False  # deterministic tf.data order (slower); for tests and debugging
     seed: Optional[int] = None  # data and weight-initialisation seed (None: random)
@@ -97,8 +106,11 @@ class TrainConfig:
     steps_per_execution: int = 1  # steps per tf.function call at most (TPU: ~100)
     max_call_seconds: float = 10.0  # ... and no more than fit in this many seconds, so that a
     #                                 SIGTERM is answered within a preemptible VM's ~30 s grace
-    jit_compile: Optional[bool] = None  # XLA-compile the train step (None: Keras' "auto")
+    jit_compile: bool = False  # XLA-compile the replica's train and eval steps (one device per
+    #                            process; TPUs always compile)
     fused_batch_norm: bool = True  # batch norm via TF's fused kernel (same weights and maths)
+    sync_batch_norm: bool = False  # normalise with the moments of the GLOBAL batch (one
+    #                                all-reduce per BN layer per step), for small per-replica batches
 
     # --- length ---
     epochs: int = 100
@@ -201,6 +213,17 @@ class TrainConfig:
             raise ConfigError(f"lr_floor_fraction must be in [0, 1), got {self.lr_floor_fraction}")
         if not 0.0 <= self.momentum < 1.0:
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.augment not in AUGMENT_POLICIES:
+            raise ConfigError(f"unknown augment {self.augment!r}: use one of "
+                              f"{', '.join(AUGMENT_POLICIES)}")
+        for key, low, high in (("augment_magnitude", 0.0, 10.0), ("random_erasing", 0.0, 1.0),
+                               ("mix_switch_prob", 0.0, 1.0), ("mix_prob", 0.0, 1.0)):
+            if not low <= getattr(self, key) <= high:
+                raise ConfigError(f"{key} must be in [{low:g}, {high:g}], got "
+                                  f"{getattr(self, key)}")
+        if self.mixup_alpha < 0 or self.cutmix_alpha < 0 or self.augment_layers < 1:
+            raise ConfigError("mixup_alpha and cutmix_alpha must be >= 0 (0: off) and "
+                              "augment_layers >= 1")
         if self.color_distortion not in COLOR_DISTORTIONS:
             raise ConfigError(f"unknown color_distortion {self.color_distortion!r}: use one of "
                               f"{', '.join(COLOR_DISTORTIONS)}")

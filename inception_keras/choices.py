@@ -12,3 +12,6 @@ WARMUPS = ("none", "linear", "tpu_reference")
 
 # `inception_keras.data.preprocessing` distorts training colours in each of these ways.
 COLOR_DISTORTIONS = ("none", "slim_fast", "tpu_fast")
+
+# `inception_keras.data.augment` augments training images with each of these policies.
+AUGMENT_POLICIES = ("none", "randaugment", "augmix")

@@ -90,27 +90,30 @@ def smoke_dataset():
     return ensure_smoke_dataset()
 
 
-def two_head_classifier(classes=3, size=32, seed=0, batch_norm=True):
+def two_head_classifier(classes=3, size=32, seed=0, batch_norm=True, logits=False):
     """A tiny classifier shaped like `build_inception_v3`'s model: an image input and the outputs
-    `predictions` and `aux_predictions` (softmax), with a conv, a BatchNorm (unless
-    `batch_norm=False`; the conv has a bias only then) and a pooling layer."""
+    `predictions` and `aux_predictions` (softmax, or logits with `logits=True` as the trainer's
+    step takes them), with a conv, a BatchNorm (unless `batch_norm=False`; the conv has a bias
+    only then) and a pooling layer."""
     if seed is not None:
         keras.utils.set_random_seed(seed)
+    activation = None if logits else "softmax"
     image = keras.Input((size, size, 3), name="image")
     x = keras.layers.Conv2D(4, 3, use_bias=not batch_norm, name="conv")(image)
     if batch_norm:
         x = keras.layers.BatchNormalization(name="bn")(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     return keras.Model(image, {
-        "predictions": keras.layers.Dense(classes, "softmax", name="predictions")(x),
-        "aux_predictions": keras.layers.Dense(classes, "softmax", name="aux_predictions")(x),
+        "predictions": keras.layers.Dense(classes, activation, name="predictions")(x),
+        "aux_predictions": keras.layers.Dense(classes, activation, name="aux_predictions")(x),
     })
 
 
 @pytest.fixture(scope="session")
 def tiny_two_head_model():
-    """tiny_two_head_model(classes=3, size=32, seed=0, batch_norm=True) -> a new small two-output keras.Model
-    (fast to build, train and export; `seed=None` leaves the global random seed alone)."""
+    """tiny_two_head_model(classes=3, size=32, seed=0, batch_norm=True, logits=False) -> a new
+    small two-output keras.Model (fast to build, train and export; `seed=None` leaves the global
+    random seed alone)."""
     return two_head_classifier
 
 

@@ -15,7 +15,8 @@ from configs.base import TrainConfig  # noqa: E402
 from inception_keras.training import checkpoints, optimizers  # noqa: E402
 from inception_keras.training.ema import ExponentialMovingAverage  # noqa: E402
 from inception_keras.training.loss_scale import DynamicLossScale  # noqa: E402
-from inception_keras.training.steps import Counters, Steps  # noqa: E402
+from inception_keras.training.steps import Counters, Steps, cross_entropy  # noqa: E402
+from inception_keras.training.updates import LocalUpdate  # noqa: E402
 
 CLASSES, BATCH = 4, 8
 
@@ -23,7 +24,7 @@ CLASSES, BATCH = 4, 8
 @pytest.fixture
 def tiny_model(tiny_two_head_model):
     """tiny_model(seed) -> the shared tiny two-head model at 8x8 with CLASSES classes."""
-    return lambda seed: tiny_two_head_model(classes=CLASSES, size=8, seed=seed)
+    return lambda seed: tiny_two_head_model(classes=CLASSES, size=8, seed=seed, logits=True)
 
 
 def make_steps(model, *, optimizer="sgd", lr=0.1, clipnorm=None, ema=None, loss_scale=False,
@@ -34,19 +35,21 @@ def make_steps(model, *, optimizer="sgd", lr=0.1, clipnorm=None, ema=None, loss_
         config = TrainConfig(optimizer=optimizer, momentum=0.9, epsilon=1e-7)
         optimizer = optimizers.make_optimizer(config, lambda: tf.constant(lr))
         optimizer.build(model.trainable_variables)
-        return Steps(model, optimizer, strategy, counters=counters,
-                     learning_rate=lambda: tf.constant(lr), global_batch_size=BATCH,
-                     num_classes=CLASSES, label_smoothing=0.1, aux_weight=0.4,
-                     clipnorm=clipnorm,
-                     ema=ExponentialMovingAverage(model, ema) if ema else None,
-                     loss_scale=DynamicLossScale() if loss_scale else None,
-                     jit_compile=jit_compile)
+        steps = Steps(model, LocalUpdate(optimizer, lambda: tf.constant(lr)), strategy,
+                      counters=counters, global_batch_size=BATCH,
+                      num_classes=CLASSES, label_smoothing=0.1, aux_weight=0.4,
+                      clipnorm=clipnorm,
+                      ema=ExponentialMovingAverage(model, ema) if ema else None,
+                      loss_scale=DynamicLossScale() if loss_scale else None,
+                      jit_compile=jit_compile)
+        steps.optimizer = optimizer
+        return steps
 
 
 def batches(seed=0, count=64):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(count * BATCH, 8, 8, 3)).astype("float32")
-    y = np.eye(CLASSES, dtype="float32")[rng.integers(0, CLASSES, count * BATCH)]
+    y = rng.integers(0, CLASSES, count * BATCH).astype("int32")  # class ids, as the pipeline
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)
 
 
@@ -179,18 +182,66 @@ def test_non_finite_loss_or_weights_keep_the_last_good_checkpoint(tiny_model, tm
 
 
 @pytest.mark.parametrize("examples", [37, 40])
-def test_evaluation_scores_every_example_once(tiny_model, examples):
+def test_evaluation_scores_every_example_once_and_runs_no_padding_batch(tiny_model, examples):
     from inception_keras.data.pipeline import _pad_forever
 
     rng = np.random.default_rng(examples)
     x = rng.normal(size=(examples, 8, 8, 3)).astype("float32")
-    y = np.eye(CLASSES, dtype="float32")[rng.integers(0, CLASSES, examples)]
+    y = rng.integers(0, CLASSES, examples).astype("int32")
     masked = _pad_forever(tf.data.Dataset.from_tensor_slices((x, y))).batch(BATCH,
                                                                            drop_remainder=True)
     steps = make_steps(tiny_model(8))
-    results = steps.evaluate(masked)
-    probabilities = steps.model.predict(x, verbose=0)["predictions"]
+    results = steps.evaluate(masked, steps_per_call=100)  # one call is enough for all of it
+    probabilities = tf.nn.softmax(steps.model.predict(x, verbose=0)["predictions"]).numpy()
     assert results["examples"] == examples
-    assert results["top1"] == pytest.approx(np.mean(probabilities.argmax(1) == y.argmax(1)))
+    assert results["batches"] == -(-examples // BATCH)  # 37 -> 5 batches, 40 -> 5: no padding one
+    assert results["top1"] == pytest.approx(np.mean(probabilities.argmax(1) == y))
+    # plain cross-entropy, no label smoothing (comparable with published numbers)
+    expected = -np.mean(np.log(probabilities[np.arange(examples), y]))
+    assert results["cross_entropy"] == pytest.approx(expected, rel=1e-5)
+    assert results["confusion"].sum() == examples
     limited = steps.evaluate(masked, max_steps=2)
-    assert limited["examples"] == 2 * BATCH
+    assert limited["examples"] == 2 * BATCH and limited["batches"] == 2
+
+
+def test_loss_smooths_class_ids_once_and_takes_soft_targets_as_given():
+    """Our loss on logits == Keras' categorical cross-entropy on the softmax, smoothing included;
+    soft targets (MixUp/CutMix, already smoothed by the pipeline) are not smoothed again."""
+    rng = np.random.default_rng(0)
+    logits = tf.constant(rng.normal(size=(6, 5)) * 3, tf.float32)
+    ids = tf.constant([0, 1, 2, 3, 4, 0])
+    one_hot = tf.one_hot(ids, 5)
+    keras_loss = keras.losses.categorical_crossentropy(one_hot, tf.nn.softmax(logits),
+                                                       label_smoothing=0.1)
+    np.testing.assert_allclose(cross_entropy(ids, logits, 0.1), keras_loss, rtol=1e-5)
+    soft = 0.7 * one_hot + 0.3 * tf.roll(one_hot, 1, axis=0)
+    np.testing.assert_allclose(cross_entropy(soft, logits, 0.1),
+                               keras.losses.categorical_crossentropy(soft, tf.nn.softmax(logits)),
+                               rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_xla_step_follows_freezing_and_unfreezing(tiny_model):
+    """jit_compile=True: while only the head trains, every frozen weight (BN statistics too)
+    stays bit-identical; after unfreezing, the conv kernel and the BN statistics move."""
+    from inception_keras.training.transfer import set_trainable_from
+
+    steps = make_steps(tiny_model(10), optimizer="rmsprop", lr=0.01, jit_compile=True)
+    data = iter(batches())
+    steps.train(data, 1)  # traced and compiled with every layer trainable
+    set_trainable_from(steps.model, "head")
+    steps.retrace()
+    frozen = {w.path: w.numpy().copy() for w in steps.model.weights
+              if not w.path.startswith(("predictions", "aux_predictions"))}
+    head = steps.model.get_layer("predictions").kernel.numpy().copy()
+    steps.train(data, 3)
+    for weight in steps.model.weights:
+        if weight.path in frozen:
+            np.testing.assert_array_equal(weight.numpy(), frozen[weight.path], err_msg=weight.path)
+    assert not np.array_equal(head, steps.model.get_layer("predictions").kernel.numpy())
+    set_trainable_from(steps.model, "all")
+    steps.retrace()
+    steps.train(data, 3)
+    moved = {w.path for w in steps.model.weights
+             if w.path in frozen and not np.array_equal(w.numpy(), frozen[w.path])}
+    assert {"conv/kernel", "bn/moving_mean", "bn/moving_variance"} <= moved, moved

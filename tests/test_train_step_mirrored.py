@@ -1,5 +1,9 @@
 """The trainer's step on 2 logical CPU replicas against one device: the clip applies to the
-all-reduced global-batch gradient, and evaluation scores every example exactly once.
+all-reduced global-batch gradient; the gradient is all-reduced once per step (counted by a
+cross-device-ops wrapper that sees every reduction); evaluation scores every example exactly
+once and reduces its confusion matrix once per pass; with a model WITH BatchNorm and different
+data on each replica (the trainer's own pipeline), checkpoints, EMA and export keep the mean of
+the replicas' moving statistics, and the exact evaluation agrees with the export.
 
 Runs in a subprocess because logical devices must be configured before TensorFlow starts.
 """
@@ -23,9 +27,37 @@ SCRIPT = textwrap.dedent("""
     from inception_keras.data import make_input_fn, serialize_example
     from inception_keras.training import optimizers
     from inception_keras.training.steps import Counters, Steps
+    from inception_keras.training.updates import LocalUpdate
 
     CLASSES, BATCH, CLIP, LR = 4, 8, 0.01, 1.0
-    mirrored = distribute.make_strategy("mirrored", devices="/cpu:0,/cpu:1")
+
+    class CountingReductions(tf.distribute.ReductionToOneDevice):
+        # Counts, as they RUN, the elements of every reduction the strategy is asked for, and
+        # the reductions of `watched` elements: the counters' assign_add ops are stateful, so a
+        # tf.function runs them wherever (and as often as) the reduction itself runs.
+        def __init__(self, watched):
+            super().__init__()
+            self.watched = watched
+            self.elements = tf.Variable(0, dtype=tf.int64)
+            self.watched_reductions = tf.Variable(0, dtype=tf.int64)
+
+        def count(self, values):
+            for value in values:
+                size = int(np.prod(value.values[0].shape))
+                self.elements.assign_add(size)
+                self.watched_reductions.assign_add(int(size == self.watched))
+
+        def reset(self):
+            self.elements.assign(0)
+            self.watched_reductions.assign(0)
+
+        # ReductionToOneDevice's batch_reduce reduces each value through this one
+        def reduce_implementation(self, reduce_op, per_replica_value, destinations, options):
+            self.count([per_replica_value])
+            return super().reduce_implementation(reduce_op, per_replica_value, destinations, options)
+
+    counting = CountingReductions(watched=CLASSES * CLASSES)  # the confusion matrix
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"], cross_device_ops=counting)
     single = distribute.make_strategy("cpu")
 
     def model_without_batch_norm(classes=CLASSES):
@@ -33,8 +65,8 @@ SCRIPT = textwrap.dedent("""
         image = keras.Input((16, 16, 3))
         x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(image)
         x = keras.layers.GlobalAveragePooling2D()(x)
-        main = keras.layers.Dense(classes, activation="softmax", name="predictions")(x)
-        aux = keras.layers.Dense(classes, activation="softmax", name="aux_predictions")(x)
+        main = keras.layers.Dense(classes, name="predictions")(x)  # logits, as the trainer's
+        aux = keras.layers.Dense(classes, name="aux_predictions")(x)
         return keras.Model(image, {"predictions": main, "aux_predictions": aux})
 
     def steps_for(strategy, classes=CLASSES, clipnorm=CLIP):
@@ -43,14 +75,13 @@ SCRIPT = textwrap.dedent("""
             optimizer = optimizers.make_optimizer(TrainConfig(optimizer="sgd", momentum=0.0),
                                                   lambda: tf.constant(LR))
             optimizer.build(model.trainable_variables)
-            return Steps(model, optimizer, strategy, counters=Counters(),
-                         learning_rate=lambda: tf.constant(LR), global_batch_size=BATCH,
-                         num_classes=classes, label_smoothing=0.1, aux_weight=0.4,
-                         clipnorm=clipnorm)
+            return Steps(model, LocalUpdate(optimizer, lambda: tf.constant(LR)), strategy,
+                         counters=Counters(), global_batch_size=BATCH, num_classes=classes,
+                         label_smoothing=0.1, aux_weight=0.4, clipnorm=clipnorm)
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(BATCH, 16, 16, 3)).astype("float32") * 10
-    y = np.eye(CLASSES, dtype="float32")[rng.integers(0, CLASSES, BATCH)]
+    y = rng.integers(0, CLASSES, BATCH).astype("int32")
     results = {}
 
     # 1) one clipped SGD step: 2 replicas == 1 device; per-replica clipping would differ
@@ -60,8 +91,16 @@ SCRIPT = textwrap.dedent("""
         initial = [w.numpy() for w in steps.model.weights]
         dataset = strategy.experimental_distribute_dataset(
             tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH).repeat())
+        counting.reset()
         stats = steps.train(iter(dataset), 1)
         runs[name] = (stats["loss"], [w.numpy() for w in steps.model.weights])
+        if name == "mirrored":  # what one step reduces
+            results["reduced_per_step"] = int(counting.elements.numpy())
+            results["trainable_parameters"] = int(sum(
+                np.prod(v.shape) for v in steps.model.trainable_variables))
+            counting.reset()
+            steps.train(iter(dataset), 3)
+            results["reduced_in_3_steps"] = int(counting.elements.numpy())
     results["loss"] = [runs["mirrored"][0], runs["single"][0]]
     results["max_weight_difference"] = max(
         float(np.max(np.abs(a - b))) for a, b in zip(runs["mirrored"][1], runs["single"][1]))
@@ -70,7 +109,8 @@ SCRIPT = textwrap.dedent("""
     def half_gradient(part):
         with tf.GradientTape() as tape:
             out = model(x[part], training=True)
-            ce = lambda p: keras.losses.categorical_crossentropy(y[part], p, label_smoothing=0.1)
+            ce = lambda z: keras.losses.categorical_crossentropy(
+                tf.one_hot(y[part], CLASSES), z, from_logits=True, label_smoothing=0.1)
             loss = tf.reduce_sum(ce(out["predictions"]) + 0.4 * ce(out["aux_predictions"])) / BATCH
         grads = tape.gradient(loss, model.trainable_variables)
         return tf.clip_by_global_norm(grads, CLIP)[0]
@@ -95,20 +135,82 @@ SCRIPT = textwrap.dedent("""
     steps = steps_for(mirrored)
     evaluation = mirrored.distribute_datasets_from_function(
         make_input_fn("imagenet_tfrecord", global_batch_size=BATCH, masked=True, **options))
-    ours = steps.evaluate(evaluation, steps_per_call=3)
+    passes = []
+    for steps_per_call in (3, 100):
+        counting.reset()
+        passes.append(steps.evaluate(evaluation, steps_per_call=steps_per_call))
+        results.setdefault("confusion_reductions", []).append(
+            int(counting.watched_reductions.numpy()))
+    ours, again = passes
     images = [b for b, _ in make_input_fn("imagenet_tfrecord", global_batch_size=1, **options)()]
-    probabilities = steps.model.predict(np.concatenate(images), verbose=0)["predictions"]
+    logits = steps.model.predict(np.concatenate(images), verbose=0)["predictions"]
     results["examples"] = ours["examples"]
     results["ours_top1"] = ours["top1"]
-    results["numpy_top1"] = float(np.mean(probabilities.argmax(1) == labels - 1))
-    again = steps.evaluate(evaluation)
-    results["again"] = [again["examples"], again["top1"]]
+    results["numpy_top1"] = float(np.mean(logits.argmax(1) == labels - 1))
+    results["again"] = [again["examples"], again["top1"], again["batches"]]
+
+    # 3) batch norm on 2 replicas through the trainer: Inception at depth 0.125 on the smoke set,
+    # each replica its own half of every batch
+    from configs import get_config
+    from inception_keras.training import checkpoints
+    from inception_keras.training.actions import Checkpointer
+    from inception_keras.training.setup import setup_run
+    from inception_keras.training import inputs
+    from inception_keras.training.trainer import Trainer
+
+    config = get_config("smoke").replace(
+        strategy="mirrored", devices="/cpu:0,/cpu:1", precision="float32", image_size=75,
+        depth_multiplier=0.125, global_batch_size=16, steps_per_epoch=4, eval_steps=0,
+        batch_norm_momentum=0.5, ema_momentum=0.5, model_dir=f"{data_dir}/run",
+        export_dir=f"{data_dir}/exports").validate()
+    setup = setup_run(config)
+    trainer = Trainer(setup)
+    trainer.train(iter(inputs.distributed_dataset(setup, split="train", is_training=True)), 3)
+    bn = trainer.model.get_layer("stem_conv1_bn")
+    local = setup.strategy.experimental_local_results
+    replica_values = [v.numpy() for v in local(bn.moving_mean.value)]
+    replica_averages = [v.numpy() for v in local(trainer.ema.averages_of([bn.moving_mean])[0])]
+    results["replica_spread"] = float(np.max(np.abs(replica_values[0] - replica_values[1])))
+    manager = checkpoints.make_manager(trainer.checkpoint, f"{data_dir}/run/checkpoints", 2)
+    path = Checkpointer(trainer, manager).save(3, 1.0)
+    # what the checkpoint holds, read back into a fresh single-device model and EMA
+    from inception_keras.training.ema import ExponentialMovingAverage
+    from inception_keras.training.fused_batch_norm import with_training_batch_norm
+    from inception_keras.training.trainer import build_model
+    fresh = with_training_batch_norm(build_model(config, setup.info.num_classes, logits=True))
+    fresh_ema = ExponentialMovingAverage(fresh, 0.5)
+    tf.train.Checkpoint(model=fresh, ema=fresh_ema).restore(path).expect_partial()
+    fresh_bn = fresh.get_layer("stem_conv1_bn")
+    saved = fresh_bn.moving_mean.numpy()
+    saved_average = fresh_ema.averages_of([fresh_bn.moving_mean])[0].numpy()
+    results["checkpoint_vs_mean"] = float(np.max(np.abs(saved - np.mean(replica_values, 0))))
+    results["checkpoint_vs_replica0"] = float(np.max(np.abs(saved - replica_values[0])))
+    results["ema_vs_mean"] = float(np.max(np.abs(saved_average - np.mean(replica_averages, 0))))
+    evaluation = inputs.distributed_dataset(setup, split="validation", is_training=False)
+    exact = trainer.evaluate(evaluation)
+    export = trainer.export()
+    served = tf.saved_model.load(export).signatures["predict_images"]
+    fn = inputs.input_fn(config.replace(global_batch_size=50), setup.info, split="validation",
+                         is_training=False, dtype="float32")
+    predicted, truth = [], []
+    for images, ids, weights in fn(tf.distribute.InputContext()):
+        keep = weights.numpy() > 0
+        if not keep.any():
+            break
+        pixels = (images.numpy()[keep] + 1.0) * 127.5
+        predicted += served(images=tf.constant(pixels))["probabilities"].numpy().argmax(1).tolist()
+        truth += ids.numpy()[keep].tolist()
+    served_confusion = np.zeros_like(exact["confusion"])
+    np.add.at(served_confusion, (truth, predicted), 1)
+    results["exact"] = [exact["top1"], exact["examples"]]
+    results["served_top1"] = float(np.mean(np.array(predicted) == np.array(truth)))
+    results["confusions_equal"] = bool(np.array_equal(served_confusion, exact["confusion"]))
     print("RESULTS " + json.dumps(results))
 """)
 
 
 @pytest.mark.slow
-def test_two_replicas_clip_the_global_gradient_and_evaluate_every_example(tmp_path):
+def test_two_replicas_reduce_once_agree_on_batch_norm_and_evaluate_every_example(tmp_path):
     script = tmp_path / "check.py"
     script.write_text(SCRIPT)
     result = subprocess.run([sys.executable, str(script), str(tmp_path)], cwd=REPO,
@@ -125,4 +227,22 @@ def test_two_replicas_clip_the_global_gradient_and_evaluate_every_example(tmp_pa
     assert results["update_size"] > 1e-3  # the clip was active and the step did something
     assert results["examples"] == 37
     assert results["ours_top1"] == pytest.approx(results["numpy_top1"], abs=1e-6)
-    assert results["again"] == [37, pytest.approx(results["ours_top1"], abs=1e-6)]
+    # 37 images at batch 8: 5 batches, also when one call may run 100
+    assert results["again"] == [37, pytest.approx(results["ours_top1"], abs=1e-6), 5]
+    # one reduction of the confusion matrix per pass (5 batches), not one per batch
+    assert results["confusion_reductions"] == [1, 1]
+
+    # one all-reduce of the gradient per step: the trainable parameters plus a few scalars
+    parameters = results["trainable_parameters"]
+    assert parameters <= results["reduced_per_step"] <= parameters + 8
+    assert results["reduced_in_3_steps"] == 3 * results["reduced_per_step"]
+
+    # batch norm: the replicas' statistics differ (different data), the checkpoint, the EMA and
+    # the export hold their mean, and the exact evaluation scores what was exported
+    assert results["replica_spread"] > 1e-3
+    assert results["checkpoint_vs_mean"] < 1e-6
+    assert results["checkpoint_vs_replica0"] > 1e-4
+    assert results["ema_vs_mean"] < 1e-6
+    assert results["exact"][1] == 500
+    assert results["served_top1"] == pytest.approx(results["exact"][0], abs=1e-9)
+    assert results["confusions_equal"]

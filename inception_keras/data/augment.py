@@ -40,11 +40,11 @@ import math
 
 import tensorflow as tf
 
+from inception_keras.choices import AUGMENT_POLICIES
 from inception_keras.data.errors import DataError, check_number
 from inception_keras.data.image_ops import OPS, apply_op, paste_patch
 from inception_keras.data.seeds import AUGMENT_STREAM, element_seeds
 
-AUGMENT_POLICIES = ("none", "randaugment", "augmix")
 MAX_MAGNITUDE = 10.0
 AUGMIX_WIDTH = 3
 AUGMIX_MAX_DEPTH = 3

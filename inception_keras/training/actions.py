@@ -71,6 +71,7 @@ class Checkpointer(Action):
         """Checkpoint `step` unless it was just saved; its path (or None if not finite)."""
         if self.saved_step == step:
             return self.manager.latest_checkpoint
+        self.trainer.agree_on_statistics()  # the checkpoint keeps the mean over replicas
         path = checkpoints.save_if_finite(self.manager, step, self.trainer.model, loss)
         if path:
             self.saved_step = step
@@ -119,7 +120,8 @@ class Validator(Action):
                 f"SIGTERM during the validation of epoch {epoch}: its checkpoint (step {step}) "
                 "was saved before it; rerun the same command to validate it and continue") \
                 from None
-        self.summaries.scalars("eval", {k: results[k] for k in ("top1", "top5", "loss")}, step)
+        self.summaries.scalars("eval", {k: results[k] for k in ("top1", "top5", "cross_entropy")},
+                               step)
         self.record.update(validated_step=step)
         return results
 
@@ -164,7 +166,7 @@ class ProgressLog(Action):
     def _progress(self, step, steps_per_epoch):
         trainer, means = self.trainer, self.window.means()
         skipped = int(trainer.counters.skipped.numpy())
-        learning_rate = float(trainer.learning_rate())
+        learning_rate = trainer.learning_rate_at(step - 1)  # what the last step used
         self.log(progress.step_line(step, steps_per_epoch, self.epochs, means, learning_rate,
                                     skipped, timed=self.timed))
         self.summaries.scalars("train", {"loss": means["loss"], "top1": means["top1"],

@@ -55,6 +55,11 @@ class ExponentialMovingAverage(tf.Module):
             # TF's form, average -= (1 - decay)(average - weight): fewer ops per weight
             average.assign_sub(rate * (average - tf.cast(weight, tf.float32)))
 
+    def averages_of(self, weights):
+        """The averages of `weights` (Keras or tf variables of the model), in their order."""
+        index = {id(w): average for w, average in zip(self._weights, self.averages)}
+        return [index[id(_tf_variable(w))] for w in weights]
+
     def reset(self):
         """Averages := the current weights (after loading initial weights into the model)."""
         for average, weight in zip(self.averages, self._weights):

@@ -8,7 +8,9 @@ GPU, XLA on TPU). Measured on a 2-core AVX512_BF16 CPU with TF 2.21 and Keras 3.
 CPU time of an Inception-v3 bf16 training step by about a quarter.
 
 `with_fused_batch_norm(model)` clones a functional model, swapping each 4-D, channels-last
-`BatchNormalization` for `FusedBatchNormalization`: same layer names, weights (gamma, beta,
+`BatchNormalization` for `FusedBatchNormalization` (`with_training_batch_norm` can make them
+`synchronized` instead, for `sync_batch_norm`, which the fused kernel cannot compute): same
+layer names, weights (gamma, beta,
 moving mean/variance, in the same order), config and maths (the moving variance uses the
 biased batch variance, as Keras does), so checkpoints and `get_weights()` are interchangeable
 with the plain model.
@@ -55,11 +57,23 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         return tf.cast(outputs, self.compute_dtype)
 
 
+def with_training_batch_norm(model, *, fused=True, synchronized=False):
+    """A clone of functional `model` (fresh weights, same layout) whose BatchNormalization layers
+    run through TF's fused kernel (`fused`) and/or normalise with the moments of the global
+    batch across replicas (`synchronized`: Keras' own cross-replica moments, unfused)."""
+    def clone(layer):
+        config = layer.get_config()
+        if type(layer) is keras.layers.BatchNormalization:
+            config["synchronized"] = synchronized
+            kind = FusedBatchNormalization if fused else keras.layers.BatchNormalization
+            return kind.from_config(config)
+        return layer.__class__.from_config(config)
+
+    if not fused and not synchronized:
+        return model
+    return keras.models.clone_model(model, clone_function=clone)
+
+
 def with_fused_batch_norm(model):
     """A clone of functional `model` using FusedBatchNormalization (fresh weights, same layout)."""
-    def clone(layer):
-        if type(layer) is keras.layers.BatchNormalization:
-            return FusedBatchNormalization.from_config(layer.get_config())
-        return layer.__class__.from_config(layer.get_config())
-
-    return keras.models.clone_model(model, clone_function=clone)
+    return with_training_batch_norm(model, fused=True)

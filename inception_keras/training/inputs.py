@@ -8,24 +8,34 @@ One input pipeline per input worker (`distribute_datasets_from_function`); evalu
 masked (zero-weight padding after the data), so every image counts exactly once.
 """
 
+import keras
 import tensorflow as tf
 
 import inception_keras.data as data
 from inception_keras.training.errors import TrainerError
 
 
-def input_fn(config, info, *, split, is_training, eval_crops=1):
+AUGMENTATION_KEYS = ("augment", "augment_magnitude", "augment_layers", "random_erasing",
+                     "mixup_alpha", "cutmix_alpha", "mix_switch_prob", "mix_prob")
+
+
+def input_fn(config, info, *, split, is_training, eval_crops=1, dtype=None):
     """Training: (images, labels) batches forever; evaluation: (images, labels, weights), one
-    padded pass (see make_input_fn's `masked`)."""
+    padded pass (see make_input_fn's `masked`). Images come in `dtype` (default: the compute
+    dtype of the current Keras policy, so bfloat16/float16 cross to the device at half the
+    bytes), augmented first; labels are class ids, or smoothed soft targets when MixUp/CutMix
+    mixes them."""
+    augmentation = {key: getattr(config, key) for key in AUGMENTATION_KEYS} if is_training \
+        else {}
     try:
         return data.make_input_fn(
             config.dataset, data_dir=config.data_dir, split=split, image_size=config.image_size,
             global_batch_size=config.global_batch_size, is_training=is_training,
-            dtype="float32", deterministic=config.deterministic, seed=config.seed,
-            num_classes=info.num_classes,
+            dtype=dtype or keras.mixed_precision.dtype_policy().compute_dtype,
+            deterministic=config.deterministic, seed=config.seed, num_classes=info.num_classes,
             color_distortion=config.color_distortion if is_training else "none",
             cache_dir=None if is_training else config.cache_dir, masked=not is_training,
-            **({"eval_crops": eval_crops} if eval_crops != 1 else {}))
+            label_smoothing=config.label_smoothing, eval_crops=eval_crops, **augmentation)
     except data.DataError as error:
         raise TrainerError(str(error)) from None
 
@@ -55,7 +65,7 @@ def evaluation_dataset(setup, single_crop):
 def sample_training_images(setup, count=16):
     """`count` training images after augmentation (numpy, [-1, 1]), for TensorBoard."""
     fn = input_fn(setup.config.replace(global_batch_size=count), setup.info, split="train",
-                  is_training=True)
+                  is_training=True, dtype="float32")
     for images, *_ in fn(tf.distribute.InputContext()).take(1):
         return tf.cast(images, tf.float32).numpy()[:count]
     return None

@@ -10,10 +10,11 @@ import keras
 KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)
 
 
-def _all_layers(model):
+def all_layers(model):
+    """Every layer of `model`, those of nested models included."""
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
+            yield from all_layers(layer)
         else:
             yield layer
 
@@ -23,7 +24,7 @@ def add_kernel_weight_decay(model, weight_decay):
     if not weight_decay:
         return 0
     count = 0
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         if isinstance(layer, KERNEL_LAYERS):
             layer.kernel.regularizer = keras.regularizers.L2(weight_decay / 2.0)
             count += 1

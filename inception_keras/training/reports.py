@@ -47,7 +47,7 @@ def summary_lines(setup):
 def final_line(results, weights, eval_crops):
     crops = f", {eval_crops} crops" if eval_crops != 1 else ""
     return (f"final evaluation ({weights}{crops}): top-1 {results['top1']:.4f}  "
-            f"top-5 {results['top5']:.4f}  loss {results['loss']:.4f}  "
+            f"top-5 {results['top5']:.4f}  cross-entropy {results['cross_entropy']:.4f}  "
             f"on {results['examples']} images")
 
 
@@ -55,7 +55,7 @@ def write_final(results, *, config, class_names, step, weights, summaries, log, 
     """The final evaluation's line, per-class lines, TensorBoard entries, eval.json and the
     confusion matrix PNG in `out_dir` (call on the chief)."""
     log(final_line(results, weights, config.eval_crops))
-    summaries.scalars("final", {k: results[k] for k in ("top1", "top5", "loss")}, step)
+    summaries.scalars("final", {k: results[k] for k in ("top1", "top5", "cross_entropy")}, step)
     matrix = results["confusion"]
     for line in confusion.per_class_lines(matrix, list(class_names)):
         log(line)
@@ -65,7 +65,8 @@ def write_final(results, *, config, class_names, step, weights, summaries, log, 
     png = os.path.join(out_dir, CONFUSION_FILE)
     confusion.write_confusion_png(png, matrix)
     per_class = confusion.per_class_accuracy(matrix)
-    record = {"top1": results["top1"], "top5": results["top5"], "loss": results["loss"],
+    record = {"top1": results["top1"], "top5": results["top5"],
+              "cross_entropy": results["cross_entropy"],
               "examples": results["examples"], "eval_crops": config.eval_crops, "step": step,
               "weights": weights, "dataset": config.dataset,
               "per_class_top1": {name: (None if value != value else float(value))

@@ -2,40 +2,49 @@
 
 One training step, on every replica (`strategy.run`):
 
-1. forward pass of both heads; per-example label-smoothed cross-entropy of the main head plus
-   `aux_weight` x the auxiliary head's, summed and divided by the GLOBAL batch; weight decay
-   (`model.losses`) divided by the number of replicas, so the all-reduced sum counts it once;
+1. forward pass of both heads, which return LOGITS (the softmax lives in the inference and
+   exported models only, so the loss never depends on Keras recovering logits from a softmax);
+   per-example cross-entropy of the main head plus `aux_weight` x the auxiliary head's, summed
+   and divided by the GLOBAL batch; class-id labels are label-smoothed here, soft targets (MixUp /
+   CutMix, smoothed in the input pipeline) are used as they are; weight decay (`model.losses`)
+   divided by the number of replicas, so the all-reduced sum counts it once;
 2. gradients (of the loss times the loss scale under float16);
-3. one all-reduce (sum) of the gradients: every replica now holds the global-batch gradient;
+3. ONE all-reduce (sum) of the gradients: every replica now holds the global-batch gradient,
+   and nothing else of the step crosses replicas but three scalars of statistics;
 4. unscale and check for inf/NaN (float16 only: a bad step is skipped and counted);
 5. clip by global norm, on that all-reduced gradient, so a clip of 2.0 means the same on 1 or
    64 replicas (Keras' `global_clipnorm` clips each replica's gradient before the sum);
-6. `optimizer.apply` (Keras always sums across replicas in a replica context, so it is handed
-   the already-summed gradient divided by the replica count; with one replica that is a no-op);
+6. the update (`updates.LocalUpdate`): the optimizer's own per-variable math applied by every
+   replica to its own copy of the weights and slots, identical everywhere since the gradient
+   is (Keras' `optimizer.apply` in a replica context would all-reduce the gradient a second
+   time);
 7. the EMA update, then the trainer's own step counter (+1 for every step taken on data,
    skipped or not: epochs, checkpoints and the schedule follow the data).
 
 `train(iterator, num_steps)` runs `num_steps` steps inside one `tf.function` call (a
-`tf.range` loop over the distributed iterator), as TPUs need to amortise host round trips; a
-call can run any number of steps, so an epoch is exactly `steps_per_epoch` steps. Nothing in
-the step talks to the host, so with `jit_compile=True` XLA compiles the whole replica step.
+`tf.range` loop over the distributed iterator), as TPUs need to amortise host round trips.
+Nothing in the step talks to the host, so with `jit_compile=True` XLA compiles the whole
+replica step. `retrace()` rebuilds every compiled function (after freezing or unfreezing).
 
 `evaluate(dataset)` scores a padded, masked evaluation input (`make_input_fn(masked=True)`):
-every real example has weight 1 and counts once, padding has weight 0; it stops at the first
-batch with no real example (or after `max_steps`), with static shapes throughout. Examples of
-several crops ([crops, S, S, 3]) score the softmax averaged over their crops. It also sums the
-confusion matrix, for per-class results.
+every real example has weight 1 and counts once, padding has weight 0. Each replica adds its
+statistics to its own copy of on-read accumulators (`EvalTotals`), which are reduced once per
+pass, when read; a call stops at the first batch with no real example (one scalar all-reduce
+per batch decides it for every replica), so it never runs the model on padding-only batches.
+Examples of several crops ([crops, S, S, 3]) score the softmax averaged over their crops. The
+loss it reports is the plain cross-entropy of the main head (no label smoothing), comparable
+with published numbers.
 """
 
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from inception_keras.models import AUX_PREDICTIONS, PREDICTIONS
 
 SUM = tf.distribute.ReduceOp.SUM
+_EVAL_SUMS = ("cross_entropy", "top1", "top5", "examples")
 
 
 class EvaluationStopped(Exception):
@@ -51,18 +60,32 @@ def split_outputs(outputs):
     return outputs, None
 
 
-def _correct(labels, probabilities, k):
-    targets = tf.argmax(labels, axis=-1, output_type=tf.int32)
+def class_ids(labels):
+    """Class ids [B] from labels given as ids [B] or as (soft) targets [B, C]."""
+    if labels.shape.rank == 1:
+        return tf.cast(labels, tf.int32)
+    return tf.argmax(labels, axis=-1, output_type=tf.int32)
+
+
+def cross_entropy(labels, logits, label_smoothing=0.0):
+    """Per-example cross-entropy from logits: class ids are smoothed with `label_smoothing`
+    (targets (1 - e) one-hot + e / C), soft targets [B, C] are used as they are."""
+    logits = tf.cast(logits, tf.float32)
+    if labels.shape.rank != 1:
+        return tf.nn.softmax_cross_entropy_with_logits(tf.cast(labels, tf.float32), logits)
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32), logits)
+    if label_smoothing:
+        # -sum_j (e / C) log p_j = e * (logsumexp(z) - mean(z))
+        uniform = tf.reduce_logsumexp(logits, axis=-1) - tf.reduce_mean(logits, axis=-1)
+        loss = (1.0 - label_smoothing) * loss + label_smoothing * uniform
+    return loss
+
+
+def _in_top_k(targets, scores, k):
     if k == 1:
-        predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-        return tf.cast(tf.equal(predicted, targets), tf.float32)
-    return tf.cast(tf.math.in_top_k(targets, tf.cast(probabilities, tf.float32), k), tf.float32)
-
-
-def _sum_over_replicas(stats):
-    """All-reduced in the replica context (one collective, on the device; `strategy.reduce` of a
-    structure fails under MultiWorkerMirroredStrategy), so every replica holds the totals."""
-    return tf.distribute.get_replica_context().all_reduce(SUM, stats)
+        return tf.cast(tf.equal(tf.argmax(scores, axis=-1, output_type=tf.int32), targets),
+                      tf.float32)
+    return tf.cast(tf.math.in_top_k(targets, tf.cast(scores, tf.float32), k), tf.float32)
 
 
 class Counters(tf.Module):
@@ -77,24 +100,71 @@ class Counters(tf.Module):
                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
 
+class EvalTotals(tf.Module):
+    """Evaluation sums kept per replica (on-read variables: each replica adds to its own copy
+    with no communication) and all-reduced once, together, after the pass (create in the
+    strategy scope)."""
+
+    def __init__(self, strategy, num_classes):
+        super().__init__(name="eval_totals")
+        self.strategy = strategy
+        on_read = dict(trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
+                       aggregation=tf.VariableAggregation.SUM)
+        self.sums = tf.Variable(tf.zeros([len(_EVAL_SUMS)]), name="sums", **on_read)
+        self.confusion = tf.Variable(tf.zeros([num_classes, num_classes]), name="confusion",
+                                     **on_read)
+        self._reduced = tf.function(self._reduce)
+
+    def reset(self):
+        self.sums.assign(tf.zeros_like(self.sums))
+        self.confusion.assign(tf.zeros_like(self.confusion))
+
+    def add(self, sums, confusion):
+        """In a replica context: adds to this replica's copies."""
+        self.sums.assign_add(sums)
+        self.confusion.assign_add(confusion)
+
+    def _reduce(self):
+        def replica_fn():
+            local = [tf.identity(self.sums), tf.identity(self.confusion)]  # this replica's
+            return tf.distribute.get_replica_context().all_reduce(SUM, local)
+
+        return [self.strategy.experimental_local_results(v)[0]
+                for v in self.strategy.run(replica_fn)]
+
+    def results(self):
+        """{'cross_entropy', 'top1', 'top5' (per example), 'examples', 'confusion'}: one
+        all-reduce of the sums and the confusion matrix."""
+        sums, confusion = (t.numpy() for t in self._reduced())
+        sums = dict(zip(_EVAL_SUMS, sums.tolist()))
+        examples = sums["examples"]
+        results = {key: (sums[key] / examples if examples else float("nan"))
+                   for key in ("cross_entropy", "top1", "top5")}
+        results["examples"] = int(round(examples))
+        results["confusion"] = np.rint(confusion).astype(np.int64)
+        return results
+
+
 class Steps:
     """The compiled training and evaluation functions of one model under one strategy.
 
-    Create inside `strategy.scope()`. `counters` are the trainer's `Counters`, `learning_rate`
-    the optimizer's (a callable on `counters.step`), `loss_scale` a `DynamicLossScale` or None,
-    `ema` an `ExponentialMovingAverage` or None.
+    Create inside `strategy.scope()`. `model` returns logits. `update` is an
+    `updates.LocalUpdate` (the optimizer math, applied per replica), `counters` the trainer's
+    `Counters`, `loss_scale` a `DynamicLossScale` or None, `ema` an `ExponentialMovingAverage`
+    or None.
     """
 
-    def __init__(self, model, optimizer, strategy, *, counters, learning_rate, global_batch_size,
-                 num_classes, label_smoothing, aux_weight, clipnorm=None, loss_scale=None,
-                 ema=None, jit_compile=False):
-        self.model, self.optimizer, self.strategy = model, optimizer, strategy
-        self.counters, self.learning_rate = counters, learning_rate
+    def __init__(self, model, update, strategy, *, counters, global_batch_size, num_classes,
+                 label_smoothing, aux_weight, clipnorm=None, loss_scale=None, ema=None,
+                 jit_compile=False):
+        self.model, self.update, self.strategy = model, update, strategy
+        self.counters = counters
         self.global_batch_size = int(global_batch_size)
         self.label_smoothing, self.aux_weight = float(label_smoothing), float(aux_weight)
         self.clipnorm, self.loss_scale, self.ema = clipnorm, loss_scale, ema
         self.num_classes = int(num_classes)
         self.top_k = min(5, self.num_classes)
+        self.totals = EvalTotals(strategy, self.num_classes)
         self.jit_compile = bool(jit_compile)
         self.retrace()
 
@@ -110,24 +180,19 @@ class Steps:
         self._train = tf.function(self._train_loop)
         self._evaluate = tf.function(self._eval_loop)
 
-    # ----------------------------------------------------------------------------- loss
-    def _cross_entropy(self, labels, probabilities):
-        return keras.losses.categorical_crossentropy(
-            labels, tf.cast(probabilities, tf.float32), label_smoothing=self.label_smoothing)
-
+    # ----------------------------------------------------------------------------- train
     def _loss(self, labels, outputs):
         """Per-replica share of the global loss (its sum over replicas is the global loss)."""
         main, aux = split_outputs(outputs)
-        per_example = self._cross_entropy(labels, main)
+        per_example = cross_entropy(labels, main, self.label_smoothing)
         if aux is not None and self.aux_weight:
-            per_example += self.aux_weight * self._cross_entropy(labels, aux)
+            per_example += self.aux_weight * cross_entropy(labels, aux, self.label_smoothing)
         loss = tf.reduce_sum(per_example) / self.global_batch_size
         if self.model.losses:
             replicas = self.strategy.num_replicas_in_sync
             loss += tf.add_n([tf.cast(l, tf.float32) for l in self.model.losses]) / replicas
         return loss, main
 
-    # ----------------------------------------------------------------------------- train
     def _replica_train_step(self, images, labels):
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
@@ -135,48 +200,40 @@ class Steps:
             loss, main = self._loss(labels, outputs)
             scaled = loss * self.loss_scale.scale if self.loss_scale is not None else loss
         grads = tape.gradient(scaled, variables)
-        grads = tf.distribute.get_replica_context().all_reduce(SUM, grads)
+        grads = tf.distribute.get_replica_context().all_reduce(SUM, grads)  # the only one
         finite = tf.constant(True)
         if self.loss_scale is not None:
             grads = [g / self.loss_scale.scale for g in grads]
+            # the same all-reduced gradient on every replica: the same verdict everywhere
             finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
         if self.clipnorm:
             grads, _ = tf.clip_by_global_norm(grads, self.clipnorm)
-        if self.loss_scale is None:
-            self._apply(grads, variables)
-        else:
-            tf.distribute.get_replica_context().merge_call(
-                self._apply_if_finite, args=(grads, variables, finite))
-        return _sum_over_replicas({"loss": loss, "top1": tf.reduce_sum(_correct(labels, main, 1)),
-                                   "examples": tf.cast(tf.shape(labels)[0], tf.float32)})
-
-    def _apply(self, grads, variables):
-        replicas = self.strategy.num_replicas_in_sync
-        if replicas > 1:  # Keras sums again across replicas: hand it the mean
-            grads = [g / replicas for g in grads]
-        self.optimizer.apply(grads, variables)
-        if self.ema is not None:
-            self.ema.update(self.counters.step + 1)  # TF's num_updates: steps taken, this one included
-
-    def _apply_if_finite(self, strategy, grads, variables, finite):
-        # Cross-replica context: a cond whose branch runs `optimizer.apply` (which merges
-        # replicas itself) must live here, not in the replica context.
-        finite = strategy.experimental_local_results(finite)[0]  # equal on every replica
 
         def apply():
-            strategy.extended.call_for_each_replica(self._apply, args=(grads, variables))
-            return tf.constant(0, tf.int64)
+            self.update.apply(grads, variables)
+            if self.ema is not None:
+                self.ema.update(self.counters.step + 1)  # TF's num_updates: this step included
+            return tf.constant(True)
 
-        skipped = tf.cond(finite, apply, lambda: tf.constant(1, tf.int64))
-        self.counters.skipped.assign_add(skipped)
-        self.loss_scale.update(finite)
+        applied = tf.cond(finite, apply, lambda: tf.constant(False)) \
+            if self.loss_scale is not None else apply()
+        correct = _in_top_k(class_ids(labels), main, 1)
+        stats = tf.distribute.get_replica_context().all_reduce(
+            SUM, tf.stack([loss, tf.reduce_sum(correct), tf.cast(tf.shape(correct)[0],
+                                                                 tf.float32)]))
+        return stats, applied
 
     def _train_loop(self, iterator, num_steps):
-        totals = {key: tf.constant(0.0) for key in ("loss", "top1", "examples")}
+        totals = tf.zeros([3])
         for _ in tf.range(num_steps):
             images, labels = next(iterator)
-            stats = self._first(self.strategy.run(self._replica_train, args=(images, labels)))
-            totals = {key: totals[key] + stats[key] for key in totals}
+            stats, applied = self._first(
+                self.strategy.run(self._replica_train, args=(images, labels)))
+            totals += stats
+            self.update.finish(applied)
+            if self.loss_scale is not None:
+                self.counters.skipped.assign_add(1 - tf.cast(applied, tf.int64))
+                self.loss_scale.update(applied)
             self.counters.step.assign_add(1)
         return totals
 
@@ -188,73 +245,76 @@ class Steps:
     def train(self, iterator, num_steps):
         """Runs `num_steps` training steps in one call; returns the summed loss (one value per
         step), correct top-1 predictions and examples, as Python floats."""
-        totals = self._train(iterator, tf.constant(num_steps, tf.int64))
-        return {key: float(value) for key, value in totals.items()}
+        totals = self._train(iterator, tf.constant(num_steps, tf.int64)).numpy()
+        return dict(zip(("loss", "top1", "examples"), map(float, totals)))
 
     # ------------------------------------------------------------------------------ eval
     def _predict(self, images):
         """Main-head probabilities; images [B, crops, S, S, 3] are averaged over their crops."""
         if images.shape.rank == 4:
-            return tf.cast(split_outputs(self.model(images, training=False))[0], tf.float32)
+            logits = split_outputs(self.model(images, training=False))[0]
+            return tf.nn.softmax(tf.cast(logits, tf.float32))
         batch, crops = images.shape[0], images.shape[1]
         flat = tf.reshape(images, [batch * crops, *images.shape[2:]])
-        main = tf.cast(split_outputs(self.model(flat, training=False))[0], tf.float32)
-        return tf.reduce_mean(tf.reshape(main, [batch, crops, -1]), axis=1)
+        logits = split_outputs(self.model(flat, training=False))[0]
+        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32))
+        return tf.reduce_mean(tf.reshape(probabilities, [batch, crops, -1]), axis=1)
 
     def _replica_eval_step(self, images, labels, weights):
-        main = self._predict(images)
-        per_example = self._cross_entropy(labels, main)
-        targets = tf.argmax(labels, axis=-1, output_type=tf.int32)
-        predicted = tf.argmax(main, axis=-1, output_type=tf.int32)
-        return _sum_over_replicas({
-            "loss": tf.reduce_sum(per_example * weights),
-            "top1": tf.reduce_sum(_correct(labels, main, 1) * weights),
-            "top5": tf.reduce_sum(_correct(labels, main, self.top_k) * weights),
-            "examples": tf.reduce_sum(weights),
-            "confusion": tf.math.confusion_matrix(targets, predicted, self.num_classes,
-                                                  weights=weights, dtype=tf.float32)})
+        probabilities = self._predict(images)
+        targets = class_ids(labels)
+        likelihood = tf.gather(probabilities, targets, axis=1, batch_dims=1)
+        plain_cross_entropy = -tf.math.log(tf.maximum(likelihood, 1e-12))
+        predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        sums = tf.stack([tf.reduce_sum(plain_cross_entropy * weights),
+                         tf.reduce_sum(_in_top_k(targets, probabilities, 1) * weights),
+                         tf.reduce_sum(_in_top_k(targets, probabilities, self.top_k) * weights),
+                         tf.reduce_sum(weights)])
+        confusion = tf.math.confusion_matrix(targets, predicted, self.num_classes,
+                                             weights=weights, dtype=tf.float32)
+        self.totals.add(sums, confusion)
+
+    def _real_examples(self, weights):
+        return tf.distribute.get_replica_context().all_reduce(SUM, tf.reduce_sum(weights))
 
     def _eval_loop(self, iterator, num_steps):
-        totals = {key: tf.constant(0.0) for key in ("loss", "top1", "top5", "examples")}
-        totals["confusion"] = tf.zeros([self.num_classes, self.num_classes])
-        last = tf.constant(0.0)
+        batches, finished = tf.constant(0, tf.int64), tf.constant(False)
         for _ in tf.range(num_steps):
-            batch = next(iterator)
-            stats = self._first(self.strategy.run(self._replica_eval, args=batch))
-            totals = {key: totals[key] + stats[key] for key in totals}
-            last = stats["examples"]
-        return totals, last
+            images, labels, weights = next(iterator)
+            real = self._first(self.strategy.run(self._real_examples, args=(weights,)))
+            if real == 0.0:  # every pipeline is past its data: only padding follows
+                finished = tf.constant(True)
+                break
+            self.strategy.run(self._replica_eval, args=(images, labels, weights))
+            batches += 1
+        return batches, finished
 
     def evaluate(self, dataset, *, max_steps=None, steps_per_call=1, planner=None,
                  should_stop=None):
         """Scores a masked distributed dataset once, from a fresh iterator (so every pass sees
-        the same examples): {'loss', 'top1', 'top5' (main head, averaged per example),
-        'examples' (how many were scored), 'confusion' ([true, predicted] counts, numpy)}.
+        the same examples): {'cross_entropy' (plain, main head), 'top1', 'top5' (averaged per
+        example), 'examples' (how many were scored), 'batches' (how many the model ran on),
+        'confusion' ([true, predicted] counts, numpy)}.
 
-        A call runs `steps_per_call` batches, or as many as `planner` (a CallPlanner: bounded
-        in time) says. `should_stop()` is asked between calls; when it says True,
-        EvaluationStopped is raised.
+        A call runs up to `steps_per_call` batches, or as many as `planner` (a CallPlanner:
+        bounded in time) says; `max_steps` bounds the pass. `should_stop()` is asked between
+        calls; when it says True, EvaluationStopped is raised.
         """
+        self.totals.reset()
         iterator = iter(dataset)
-        totals = {"loss": 0.0, "top1": 0.0, "top5": 0.0, "examples": 0.0, "confusion": 0.0}
         done = 0
         while max_steps is None or done < max_steps:
             limit = steps_per_call if max_steps is None else min(steps_per_call, max_steps - done)
             count = planner.steps(limit) if planner is not None else limit
             started = time.perf_counter()
-            sums, last = self._evaluate(iterator, tf.constant(count, tf.int64))
-            totals = {key: totals[key] + sums[key].numpy() for key in totals}
+            batches, finished = self._evaluate(iterator, tf.constant(count, tf.int64))
             if planner is not None:
                 planner.record(count, time.perf_counter() - started)
-            done += count
-            if float(last) == 0.0:  # every pipeline is past its data: only padding follows
+            done += int(batches)
+            if bool(finished):
                 break
             if should_stop is not None and should_stop():
                 raise EvaluationStopped(f"stopped after {done} evaluation batches")
-        examples = totals["examples"]
-        results = {key: (totals[key] / examples if examples else float("nan"))
-                   for key in ("loss", "top1", "top5")}
-        results = {key: float(value) for key, value in results.items()}
-        results["examples"] = int(round(float(examples)))
-        results["confusion"] = np.rint(totals["confusion"]).astype(np.int64)
+        results = self.totals.results()
+        results["batches"] = done
         return results

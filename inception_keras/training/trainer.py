@@ -21,22 +21,26 @@ from inception_keras.models.inception_v3 import build_inception_v3
 from inception_keras.training import checkpoints, optimizers, regularization, transfer
 from inception_keras.training.ema import ExponentialMovingAverage, ema_weights
 from inception_keras.training.errors import TrainerError
-from inception_keras.training.fused_batch_norm import with_fused_batch_norm
+from inception_keras.training.fused_batch_norm import with_training_batch_norm
 from inception_keras.training.loss_scale import DynamicLossScale
 from inception_keras.training.preemption import CallPlanner
+from inception_keras.training.replica_statistics import ReplicaStatistics, batch_norm_statistics
 from inception_keras.training.schedules import make_schedule
 from inception_keras.training.steps import Counters, Steps
+from inception_keras.training.updates import LocalUpdate
 
 
-def build_model(config, num_classes):
-    """The network of `config` under the current dtype policy (TrainerError if it cannot be)."""
+def build_model(config, num_classes, *, logits=False):
+    """The network of `config` under the current dtype policy (TrainerError if it cannot be);
+    its classifiers return logits with `logits=True` (training), else probabilities."""
     try:
         return build_inception_v3(
             weights=None, input_shape=(config.image_size, config.image_size, 3),
             classes=num_classes, include_aux=config.include_aux,
             dropout_rate=config.dropout_rate, variant=config.variant,
             depth_multiplier=config.depth_multiplier, min_depth=config.min_depth,
-            batch_norm_momentum=config.batch_norm_momentum)
+            batch_norm_momentum=config.batch_norm_momentum,
+            classifier_activation=None if logits else "softmax")
     except ValueError as error:
         raise TrainerError(f"cannot build the model: {error}") from None
 
@@ -52,26 +56,31 @@ class Trainer:
             raise TrainerError("jit_compile=true compiles the step of one replica with XLA: use "
                                "it with one device per process (TPUs always compile)")
         with setup.strategy.scope():
-            self.model = build_model(config, info.num_classes)
-            if config.fused_batch_norm:
-                self.model = with_fused_batch_norm(self.model)  # same weights, one kernel per BN
+            self.model = with_training_batch_norm(  # same weights as the plain model's
+                build_model(config, info.num_classes, logits=True),
+                fused=config.fused_batch_norm and not config.sync_batch_norm,
+                synchronized=config.sync_batch_norm)
             regularization.add_kernel_weight_decay(self.model, config.weight_decay)
             self.counters = Counters()
-            schedule, self.schedule_text = make_schedule(
+            self.schedule, self.schedule_text = make_schedule(
                 config, global_batch_size=config.global_batch_size,
                 steps_per_epoch=config.steps_per_epoch, num_train_examples=info.num_train_examples)
-            self.learning_rate = lambda: schedule(self.counters.step)  # follows the trainer's step
+            self.learning_rate = lambda: self.schedule(self.counters.step)  # the step's rate
             self.optimizer = optimizers.make_optimizer(config, self.learning_rate)
             self.optimizer.build(self.model.trainable_variables)  # slots exist before a restore
             self.ema = (ExponentialMovingAverage(self.model, config.ema_momentum)
                         if config.ema_momentum is not None else None)
             self.loss_scale = DynamicLossScale() if setup.policy == "mixed_float16" else None
             self.steps = Steps(
-                self.model, self.optimizer, setup.strategy, counters=self.counters,
-                learning_rate=self.learning_rate, global_batch_size=config.global_batch_size,
+                self.model, LocalUpdate(self.optimizer, self.learning_rate), setup.strategy,
+                counters=self.counters, global_batch_size=config.global_batch_size,
                 num_classes=info.num_classes, label_smoothing=config.label_smoothing,
                 aux_weight=config.aux_loss_weight, clipnorm=config.global_clipnorm,
-                loss_scale=self.loss_scale, ema=self.ema, jit_compile=bool(config.jit_compile))
+                loss_scale=self.loss_scale, ema=self.ema, jit_compile=config.jit_compile)
+        statistics = batch_norm_statistics(self.model)
+        if self.ema is not None:
+            statistics += self.ema.averages_of(statistics)
+        self.replica_statistics = ReplicaStatistics(setup.strategy, statistics)
         self.checkpoint = checkpoints.make_checkpoint(
             model=self.model, optimizer=self.optimizer, counters=self.counters, ema=self.ema,
             loss_scale=self.loss_scale)
@@ -94,6 +103,14 @@ class Trainer:
     def weights_name(self):
         """What evaluations and exports use, in words."""
         return "EMA weights" if self.ema is not None else "weights"
+
+    def learning_rate_at(self, step):
+        """The rate of step `step` (0-based: the first step is 0) of the schedule."""
+        return float(self.schedule(step))
+
+    def agree_on_statistics(self):
+        """Every replica's batch-norm statistics := their mean (before they are read)."""
+        self.replica_statistics.agree()
 
     def restore(self, *, partial=False):
         """Restores the newest readable checkpoint of the run's model_dir; its path, or None when
@@ -148,6 +165,7 @@ class Trainer:
         """Every image of a masked evaluation input once (or the first `eval_steps` batches),
         with the EMA weights when the run has EMA."""
         config = self.config
+        self.agree_on_statistics()
         with ema_weights(self.ema):
             return self.steps.evaluate(dataset, max_steps=config.eval_steps or None,
                                        steps_per_call=config.steps_per_execution,
