@@ -121,6 +121,42 @@ SCRIPT = textwrap.dedent("""
     results["update_size"] = max(
         float(np.max(np.abs(a - b))) for a, b in zip(runs["single"][1], initial))
 
+    # 1b) sync_batch_norm: the moments of the GLOBAL batch on both replicas, as on one device
+    from inception_keras.training.fused_batch_norm import with_training_batch_norm
+    from inception_keras.training.replica_statistics import batch_norm_statistics
+
+    def synchronized_steps(strategy):
+        with strategy.scope():
+            keras.utils.set_random_seed(1)
+            image = keras.Input((16, 16, 3))
+            h = keras.layers.Conv2D(4, 3, use_bias=False, name="conv")(image)
+            h = keras.layers.BatchNormalization(momentum=0.5, name="bn")(h)
+            h = keras.layers.GlobalAveragePooling2D()(h)
+            model = with_training_batch_norm(
+                keras.Model(image, keras.layers.Dense(CLASSES, name="predictions")(h)),
+                fused=False, synchronized=True)
+            optimizer = optimizers.make_optimizer(TrainConfig(optimizer="sgd"),
+                                                  lambda: tf.constant(0.1))
+            optimizer.build(model.trainable_variables)
+            return Steps(model, LocalUpdate(optimizer, lambda: tf.constant(0.1)), strategy,
+                         counters=Counters(), global_batch_size=BATCH, num_classes=CLASSES,
+                         label_smoothing=0.0, aux_weight=0.0)
+
+    skewed = x.copy()
+    skewed[BATCH // 2:] = skewed[BATCH // 2:] * 3 + 5  # the two replicas see different data
+    synced = {}
+    for name, strategy in (("mirrored", mirrored), ("single", single)):
+        steps = synchronized_steps(strategy)
+        dataset = strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensor_slices((skewed, y)).batch(BATCH).repeat())
+        steps.train(iter(dataset), 2)
+        synced[name] = [[v.numpy() for v in strategy.experimental_local_results(s.value)]
+                        for s in batch_norm_statistics(steps.model)]
+    results["sync_replica_spread"] = max(float(np.max(np.abs(a - b)))
+                                         for a, b in synced["mirrored"])
+    results["sync_vs_single"] = max(float(np.max(np.abs(m[0] - s[0])))
+                                    for m, s in zip(synced["mirrored"], synced["single"]))
+
     # 2) a 37-image validation split through the real pipeline, global batch 8, 2 replicas
     data_dir = sys.argv[1]
     labels = rng.integers(1, CLASSES + 1, 37)
@@ -236,6 +272,9 @@ def test_two_replicas_reduce_once_agree_on_batch_norm_and_evaluate_every_example
     parameters = results["trainable_parameters"]
     assert parameters <= results["reduced_per_step"] <= parameters + 8
     assert results["reduced_in_3_steps"] == 3 * results["reduced_per_step"]
+
+    # sync_batch_norm: both replicas normalise with the global batch, as one device does
+    assert results["sync_replica_spread"] < 1e-5 and results["sync_vs_single"] < 1e-4
 
     # batch norm: the replicas' statistics differ (different data), the checkpoint, the EMA and
     # the export hold their mean, and the exact evaluation scores what was exported

@@ -17,7 +17,8 @@ decay counts from step 0 whatever the warm-up, so a warm-up never shifts the dec
 
 An epoch is `num_train_examples / global_batch` steps, a real number as in the reference, when
 the run's epoch is the full pass; otherwise the run's `steps_per_epoch`. The step `s` is the
-optimizer's iteration count, so the schedule continues exactly on resume. Every operation is a
+trainer's own step counter (every step taken on data, including those loss scaling skipped),
+restored with the checkpoint, so the schedule continues exactly on resume. Every operation is a
 plain TensorFlow op on the step tensor, so the schedule runs inside an XLA-compiled train step.
 """
 
