@@ -25,7 +25,7 @@ def test_readme_main_job_runs_to_the_end_and_again(tmp_path):
     assert [int(epoch) for epoch, _, _ in validation] == [1, 2, 3, 4], output[-3000:]
     assert {int(images) for _, _, images in validation} == {500}  # the whole split, each time
     match = re.search(r"final evaluation \((?:EMA )?weights\): top-1 ([0-9.]+)  top-5 ([0-9.]+)  "
-                      r"loss [0-9.]+  on 500 images", output)
+                      r"cross-entropy [0-9.]+  on 500 images", output)
     assert match, output[-3000:]
     top1, top5 = map(float, match.groups())
     assert top1 > 0.5 and top5 > 0.8, (top1, top5)  # chance: 0.1 and 0.5 on 10 classes
