@@ -23,7 +23,11 @@ from inception_keras.choices import (  # TF-free
 from inception_keras.paths import resolve  # TF-free
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-OPTIMIZERS = ("rmsprop", "adam", "sgd")
+OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
+LR_SCHEDULES = ("exponential", "cosine")
+NO_DECAY_GROUPS = ("bn", "bias")  # what no_decay_on may name (comma-separated), or "none"
+KEEP_BEST = ("none", "val_top1")
+EXPORT_CHOICES = ("last", "best")
 
 
 class ConfigError(ValueError):
@@ -71,7 +75,7 @@ class TrainConfig:
     per_replica_batch_size: int = 32  # used when global_batch_size == 0
 
     # --- optimizer: neutral defaults (Keras' own, nothing added); every recipe sets each one ---
-    optimizer: str = "sgd"  # rmsprop | adam | sgd
+    optimizer: str = "sgd"  # rmsprop | adam | adamw | sgd (adamw: Adam + decoupled decay)
     base_learning_rate: float = 0.0  # required (> 0): no default rate, every recipe sets it
     lr_reference_batch_size: int = 0  # > 0: lr = base_learning_rate * global_batch / this
     momentum: float = 0.0  # RMSprop and SGD momentum
@@ -80,8 +84,14 @@ class TrainConfig:
     epsilon: float = 1e-7  # RMSprop/Adam epsilon (Keras' default; TF-1 RMSprop recipes use 1.0)
     global_clipnorm: Optional[float] = None  # clip the all-reduced gradient's global norm (None: off)
     weight_decay: float = 0.0  # L2 on conv/dense kernels only: loss += wd * sum(w^2) / 2
+    decoupled_weight_decay: float = 0.0  # w -= lr * this * w each step (AdamW / SGDW), any
+    #                                      optimizer; 0: off (adamw needs it > 0)
+    no_decay_on: str = "bn,bias"  # bn, bias (comma-separated) or none: not decoupled-decayed
+    head_lr_multiplier: float = 1.0  # the classifiers' rate x this (their own optimizer when != 1)
 
     # --- learning rate (inception_keras/training/schedules.py); neutral: constant, no warm-up ---
+    lr_schedule: str = "exponential"  # exponential (decay_rate every decay_epochs) | cosine (to
+    #                                   lr_floor_fraction x peak at the last step)
     decay_rate: float = 1.0  # lr x decay_rate every decay_epochs, counted from step 0
     decay_epochs: float = 1.0
     staircase: bool = True  # False: smooth decay_rate ** (step / decay_steps)
@@ -128,6 +138,11 @@ class TrainConfig:
     keep_checkpoints: int = 3
     log_every_steps: int = 100  # progress line and TensorBoard scalars every N steps
     image_summaries: bool = True  # a grid of augmented training images in TensorBoard
+    keep_best: str = "none"  # val_top1: also keep the checkpoint of the best validation
+    export: str = "last"  # which checkpoint the final evaluation and export use: last | best
+    watch_timeout: float = 3600.0  # --eval_only --watch: give up after this long without news
+    profile_steps: str = ""  # "A,B": a TensorBoard profiler trace of steps A..B (1-based)
+    histogram_every: int = 0  # weight and gradient-norm histograms every N steps (0: off)
 
     # ------------------------------------------------------------------ helpers
     def to_dict(self):
@@ -213,6 +228,7 @@ class TrainConfig:
             raise ConfigError(f"lr_floor_fraction must be in [0, 1), got {self.lr_floor_fraction}")
         if not 0.0 <= self.momentum < 1.0:
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
+        _validate_training_policies(self)
         if self.augment not in AUGMENT_POLICIES:
             raise ConfigError(f"unknown augment {self.augment!r}: use one of "
                               f"{', '.join(AUGMENT_POLICIES)}")
@@ -240,6 +256,50 @@ class TrainConfig:
         if self.warmup == "tpu_reference" and self.warmup_epochs + self.decay_epochs <= 1:
             raise ConfigError("warmup=tpu_reference ramps over warmup_epochs + decay_epochs - 1 "
                               "epochs: make warmup_epochs + decay_epochs > 1")
+
+
+def _choice(config, key, choices):
+    if getattr(config, key) not in choices:
+        raise ConfigError(f"unknown {key} {getattr(config, key)!r}: use one of {', '.join(choices)}")
+
+
+def _validate_training_policies(config):
+    """Optimizer, schedule, decay groups, best checkpoint, observability: one line each."""
+    for key, choices in (("lr_schedule", LR_SCHEDULES), ("keep_best", KEEP_BEST),
+                         ("export", EXPORT_CHOICES)):
+        _choice(config, key, choices)
+    if config.lr_schedule == "cosine" and config.warmup == "tpu_reference":
+        raise ConfigError("lr_schedule=cosine takes warmup=linear or none")
+    if config.decoupled_weight_decay < 0 or config.head_lr_multiplier <= 0:
+        raise ConfigError("decoupled_weight_decay must be >= 0 and head_lr_multiplier > 0")
+    if config.optimizer == "adamw" and not config.decoupled_weight_decay:
+        raise ConfigError("optimizer=adamw is Adam with decoupled weight decay: set "
+                          "--set decoupled_weight_decay=0.05 (for example)")
+    groups = [g.strip() for g in config.no_decay_on.split(",") if g.strip()]
+    if groups != ["none"] and not set(groups) <= set(NO_DECAY_GROUPS):
+        raise ConfigError(f"no_decay_on={config.no_decay_on!r}: use none or a comma-separated "
+                          f"subset of {', '.join(NO_DECAY_GROUPS)}")
+    if config.export == "best" and config.keep_best == "none":
+        raise ConfigError("export=best needs a best checkpoint: --set keep_best=val_top1")
+    if config.keep_best != "none" and not config.eval_every_epochs:
+        raise ConfigError("keep_best needs validations during training: eval_every_epochs >= 1")
+    if config.watch_timeout <= 0 or config.histogram_every < 0:
+        raise ConfigError("watch_timeout must be > 0 and histogram_every >= 0")
+    profile_steps(config)
+
+
+def profile_steps(config):
+    """(first, last) 1-based steps of `profile_steps`, or None; ConfigError if malformed."""
+    if not config.profile_steps:
+        return None
+    try:
+        first, last = (int(part) for part in config.profile_steps.split(","))
+    except ValueError:
+        raise ConfigError(f"profile_steps={config.profile_steps!r}: expected A,B (two step "
+                          "numbers, e.g. 100,110)") from None
+    if not 1 <= first <= last:
+        raise ConfigError(f"profile_steps={config.profile_steps!r}: need 1 <= A <= B")
+    return first, last
 
 
 def _field_types():

@@ -56,6 +56,23 @@ def test_recipe_rmsprop_matches_tf1_rmsprop_optimizer(name):
     np.testing.assert_allclose(weights.numpy(), tf1_rmsprop(start, grads), atol=1e-6, rtol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["paper", "tpu"])
+def test_the_trainers_update_path_matches_tf1_rmsprop_optimizer(name):
+    """What the trainer's step runs (`LocalUpdate`: the optimizer's update_step per variable,
+    no second all-reduce) is the same TF-1 RMSProp."""
+    from inception_keras.training.updates import LocalUpdate
+
+    start, grads = random_problem()
+    weights = keras.Variable(start)
+    optimizer = recipe_optimizer(name)
+    optimizer.build([weights])
+    update = LocalUpdate.single(optimizer, lambda: tf.constant(LR, tf.float32), [weights])
+    for g in grads:
+        update.apply([tf.constant(g)], [weights])
+        update.finish(tf.constant(True))
+    np.testing.assert_allclose(weights.numpy(), tf1_rmsprop(start, grads), atol=1e-6, rtol=1e-6)
+
+
 def test_keras_stock_rmsprop_differs_from_tf1_so_the_comparison_can_fail():
     start, grads = random_problem()
     weights = keras.Variable(start)

@@ -35,7 +35,7 @@ def make_steps(model, *, optimizer="sgd", lr=0.1, clipnorm=None, ema=None, loss_
         config = TrainConfig(optimizer=optimizer, momentum=0.9, epsilon=1e-7)
         optimizer = optimizers.make_optimizer(config, lambda: tf.constant(lr))
         optimizer.build(model.trainable_variables)
-        steps = Steps(model, LocalUpdate(optimizer, lambda: tf.constant(lr)), strategy,
+        steps = Steps(model, LocalUpdate.single(optimizer, lambda: tf.constant(lr)), strategy,
                       counters=counters, global_batch_size=BATCH,
                       num_classes=CLASSES, label_smoothing=0.1, aux_weight=0.4,
                       clipnorm=clipnorm,

@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent("""
     from configs.base import TrainConfig
     from inception_keras.data import make_input_fn, serialize_example
     from inception_keras.training import optimizers
-    from inception_keras.training.steps import Counters, Steps
+    from inception_keras.training.steps import Counters, Steps, cross_entropy
     from inception_keras.training.updates import LocalUpdate
 
     CLASSES, BATCH, CLIP, LR = 4, 8, 0.01, 1.0
@@ -75,7 +75,7 @@ SCRIPT = textwrap.dedent("""
             optimizer = optimizers.make_optimizer(TrainConfig(optimizer="sgd", momentum=0.0),
                                                   lambda: tf.constant(LR))
             optimizer.build(model.trainable_variables)
-            return Steps(model, LocalUpdate(optimizer, lambda: tf.constant(LR)), strategy,
+            return Steps(model, LocalUpdate.single(optimizer, lambda: tf.constant(LR)), strategy,
                          counters=Counters(), global_batch_size=BATCH, num_classes=classes,
                          label_smoothing=0.1, aux_weight=0.4, clipnorm=clipnorm)
 
@@ -121,6 +121,47 @@ SCRIPT = textwrap.dedent("""
     results["update_size"] = max(
         float(np.max(np.abs(a - b))) for a, b in zip(runs["single"][1], initial))
 
+    # 1a) cosine schedule + AdamW (decoupled decay, not on biases) for 20 steps on 2 replicas
+    # == Keras' own AdamW and CosineDecay applying the full-batch gradient on one device
+    from inception_keras.training.schedules import cosine_schedule
+    from inception_keras.training.updates import no_decay_variables
+
+    def adamw_run(strategy, keras_reference):
+        with strategy.scope():
+            model = model_without_batch_norm()
+            counters = Counters()
+            schedule = cosine_schedule(0.05, 20, 4, 0.1)
+            decay = dict(weight_decay=0.05) if keras_reference else {}
+            optimizer = keras.optimizers.AdamW(learning_rate=schedule, **decay) \
+                if keras_reference else keras.optimizers.Adam()
+            optimizer.build(model.trainable_variables)
+        variables = model.trainable_variables
+        data = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH).repeat()
+        if keras_reference:
+            optimizer.exclude_from_weight_decay(var_names=["bias"])
+            for images, labels in data.take(20):
+                with tf.GradientTape() as tape:
+                    out = model(images, training=True)
+                    loss = tf.reduce_sum(cross_entropy(labels, out["predictions"], 0.1) + 0.4 *
+                                         cross_entropy(labels, out["aux_predictions"], 0.1)) / BATCH
+                optimizer.apply(tape.gradient(loss, variables), variables)
+            return [v.numpy() for v in variables]
+        with strategy.scope():
+            update = LocalUpdate.single(optimizer, lambda: schedule(counters.step), variables,
+                                        decoupled_weight_decay=0.05,
+                                        no_decay=no_decay_variables(model, ("bias",)))
+            steps = Steps(model, update, strategy, counters=counters, global_batch_size=BATCH,
+                          num_classes=CLASSES, label_smoothing=0.1, aux_weight=0.4)
+        steps.train(iter(strategy.experimental_distribute_dataset(data)), 20)
+        return [v.numpy() for v in variables]
+
+    ours_adamw, keras_adamw = adamw_run(mirrored, False), adamw_run(single, True)
+    results["adamw_vs_keras"] = max(float(np.max(np.abs(a - b)))
+                                    for a, b in zip(ours_adamw, keras_adamw))
+    results["adamw_moved"] = max(float(np.max(np.abs(a - b))) for a, b in
+                                 zip(keras_adamw, [w.numpy() for w in
+                                                   model_without_batch_norm().trainable_variables]))
+
     # 1b) sync_batch_norm: the moments of the GLOBAL batch on both replicas, as on one device
     from inception_keras.training.fused_batch_norm import with_training_batch_norm
     from inception_keras.training.replica_statistics import batch_norm_statistics
@@ -138,7 +179,7 @@ SCRIPT = textwrap.dedent("""
             optimizer = optimizers.make_optimizer(TrainConfig(optimizer="sgd"),
                                                   lambda: tf.constant(0.1))
             optimizer.build(model.trainable_variables)
-            return Steps(model, LocalUpdate(optimizer, lambda: tf.constant(0.1)), strategy,
+            return Steps(model, LocalUpdate.single(optimizer, lambda: tf.constant(0.1)), strategy,
                          counters=Counters(), global_batch_size=BATCH, num_classes=CLASSES,
                          label_smoothing=0.0, aux_weight=0.0)
 
@@ -272,6 +313,9 @@ def test_two_replicas_reduce_once_agree_on_batch_norm_and_evaluate_every_example
     parameters = results["trainable_parameters"]
     assert parameters <= results["reduced_per_step"] <= parameters + 8
     assert results["reduced_in_3_steps"] == 3 * results["reduced_per_step"]
+
+    # cosine + AdamW on 2 replicas == Keras' AdamW + CosineDecay on one device, 20 steps
+    assert results["adamw_moved"] > 1e-2 and results["adamw_vs_keras"] < 1e-5
 
     # sync_batch_norm: both replicas normalise with the global batch, as one device does
     assert results["sync_replica_spread"] < 1e-5 and results["sync_vs_single"] < 1e-4

@@ -36,6 +36,7 @@ RESUME_KEYS = {
     "optimizer": "the optimizer state would not fit",
     "global_batch_size": "steps, epochs and the learning rate would no longer line up",
     "steps_per_epoch": "the epoch of the saved step would change",
+    "head_lr_multiplier": "the optimizer state is kept per parameter group when it is not 1",
 }
 
 
@@ -60,8 +61,10 @@ def load_config_dict(model_dir):
 
 def check_resume_compatible(saved, new):
     """Raises ResumeConflict when `new` (a resolved config) changes a key of RESUME_KEYS."""
+    defaults = type(new)().to_dict()  # a key newer than the saved config has its default
     new = new.to_dict()
-    changed = [key for key in RESUME_KEYS if key in saved and saved[key] != new[key]]
+    saved = {**{key: defaults[key] for key in RESUME_KEYS if key not in saved}, **saved}
+    changed = [key for key in RESUME_KEYS if saved[key] != new[key]]
     if (saved.get("ema_momentum") is None) != (new["ema_momentum"] is None):
         changed.append("ema_momentum")
     saved_fp16 = saved.get("precision") == "mixed_float16"

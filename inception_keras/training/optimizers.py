@@ -40,16 +40,18 @@ class RMSprop(keras.optimizers.RMSprop):
 def make_optimizer(config, learning_rate):
     """A built-to-spec Keras optimizer (call inside the strategy scope).
 
-    Clipping, loss scaling and the weight average are not the optimizer's: the trainer's step
-    clips the all-reduced gradient, scales the loss and keeps the EMA itself
-    (`inception_keras.training.steps`), so the optimizer only applies updates.
+    Clipping, loss scaling, decoupled weight decay and the weight average are not the
+    optimizer's: the trainer's step clips the all-reduced gradient, scales the loss and keeps the
+    EMA itself (`inception_keras.training.steps`), and `updates.LocalUpdate` applies the decay
+    (AdamW = this Adam + `decoupled_weight_decay`), so the optimizer only supplies its update
+    math and slots.
     """
     common = dict(learning_rate=learning_rate)
     if config.optimizer == "rmsprop":
         optimizer = RMSprop(
             rho=config.rmsprop_rho, momentum=config.momentum, epsilon=config.epsilon,
             centered=False, initial_mean_square=config.rmsprop_initial_mean_square, **common)
-    elif config.optimizer == "adam":
+    elif config.optimizer in ("adam", "adamw"):  # adamw's decoupled decay: updates.LocalUpdate
         optimizer = keras.optimizers.Adam(epsilon=config.epsilon, **common)
     elif config.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(momentum=config.momentum, **common)

@@ -106,17 +106,34 @@ def epoch_length(global_batch_size, steps_per_epoch, num_train_examples=None):
     return float(steps_per_epoch)
 
 
+def cosine_schedule(peak, total_steps, warmup_steps, final_fraction):
+    """Keras' `CosineDecay`: a linear warm-up from peak / warmup_steps to `peak` over
+    `warmup_steps`, then a cosine from `peak` to `final_fraction` x peak at the last step."""
+    warmup_steps = min(int(warmup_steps), max(int(total_steps) - 1, 0))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=peak / warmup_steps if warmup_steps else peak,
+        decay_steps=max(int(total_steps) - warmup_steps, 1), alpha=final_fraction,
+        warmup_target=peak if warmup_steps else None, warmup_steps=warmup_steps)
+
+
 def make_schedule(config, *, global_batch_size, steps_per_epoch, num_train_examples=None):
     """(schedule, one-line description) from a TrainConfig and the run's batch and epoch length.
 
     `num_train_examples` (optional) makes an epoch examples / batch steps, a real number, exactly
     as the TPU reference counts it; without it an epoch is `steps_per_epoch`.
+    `lr_schedule=cosine` decays over the run's `epochs x steps_per_epoch` steps instead.
     """
     peak = peak_learning_rate(config.base_learning_rate, global_batch_size,
                               config.lr_reference_batch_size)
     epoch = epoch_length(global_batch_size, steps_per_epoch, num_train_examples)
     decay_steps = max(int(config.decay_epochs * epoch), 1)  # int() truncates, as the reference
     warmup_steps = int(round(config.warmup_epochs * epoch)) if config.warmup == "linear" else 0
+    if config.lr_schedule == "cosine":
+        total = config.epochs * steps_per_epoch
+        warm = f"linear warm-up {warmup_steps} steps; " if warmup_steps else ""
+        return (cosine_schedule(peak, total, warmup_steps, config.lr_floor_fraction),
+                f"peak {peak:.4g}; {warm}cosine to {config.lr_floor_fraction:g} x peak at step "
+                f"{total}")
     schedule = InceptionSchedule(
         peak, decay_steps, config.decay_rate, config.staircase,
         floor_fraction=config.lr_floor_fraction, warmup=config.warmup,

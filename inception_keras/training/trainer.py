@@ -27,7 +27,8 @@ from inception_keras.training.preemption import CallPlanner
 from inception_keras.training.replica_statistics import ReplicaStatistics, batch_norm_statistics
 from inception_keras.training.schedules import make_schedule
 from inception_keras.training.steps import Counters, Steps
-from inception_keras.training.updates import LocalUpdate
+from inception_keras.training.updates import (
+    LocalUpdate, ParameterGroup, head_variables, no_decay_variables)
 
 
 def build_model(config, num_classes, *, logits=False):
@@ -66,13 +67,13 @@ class Trainer:
                 config, global_batch_size=config.global_batch_size,
                 steps_per_epoch=config.steps_per_epoch, num_train_examples=info.num_train_examples)
             self.learning_rate = lambda: self.schedule(self.counters.step)  # the step's rate
-            self.optimizer = optimizers.make_optimizer(config, self.learning_rate)
-            self.optimizer.build(self.model.trainable_variables)  # slots exist before a restore
+            self.update = self._update(config)
+            self.optimizer = self.update.groups[0].optimizer
             self.ema = (ExponentialMovingAverage(self.model, config.ema_momentum)
                         if config.ema_momentum is not None else None)
             self.loss_scale = DynamicLossScale() if setup.policy == "mixed_float16" else None
             self.steps = Steps(
-                self.model, LocalUpdate(self.optimizer, self.learning_rate), setup.strategy,
+                self.model, self.update, setup.strategy,
                 counters=self.counters, global_batch_size=config.global_batch_size,
                 num_classes=info.num_classes, label_smoothing=config.label_smoothing,
                 aux_weight=config.aux_loss_weight, clipnorm=config.global_clipnorm,
@@ -82,12 +83,33 @@ class Trainer:
             statistics += self.ema.averages_of(statistics)
         self.replica_statistics = ReplicaStatistics(setup.strategy, statistics)
         self.checkpoint = checkpoints.make_checkpoint(
-            model=self.model, optimizer=self.optimizer, counters=self.counters, ema=self.ema,
-            loss_scale=self.loss_scale)
+            model=self.model, counters=self.counters, ema=self.ema, loss_scale=self.loss_scale,
+            **self.update.checkpoint_objects())
         self.trainable = "all"  # a new model trains every layer
         # evaluation calls are bounded in time like training calls (preemption.CallPlanner)
         self.eval_planner = CallPlanner(config.steps_per_execution, config.max_call_seconds)
         self.on_retrace = [self.eval_planner.retraced]  # told when step functions are rebuilt
+
+    def _update(self, config):
+        """The optimizer(s), built before any restore, and how they update: one parameter group,
+        or the classifiers at `head_lr_multiplier` x the rate with an optimizer of their own."""
+        variables = self.model.trainable_variables
+        head = {id(v) for v in head_variables(self.model)}
+        multiplier = config.head_lr_multiplier
+        if multiplier == 1 or not head:
+            split = [("all", self.learning_rate, variables)]
+        else:
+            head_rate = lambda: self.learning_rate() * multiplier  # noqa: E731
+            split = [("backbone", self.learning_rate, [v for v in variables if id(v) not in head]),
+                     ("head", head_rate, [v for v in variables if id(v) in head])]
+        groups = []
+        for name, rate, members in split:
+            optimizer = optimizers.make_optimizer(config, rate)
+            optimizer.build(members)  # slots exist before a restore
+            groups.append(ParameterGroup(name, optimizer, rate, members))
+        no_decay = [g.strip() for g in config.no_decay_on.split(",")]
+        return LocalUpdate(groups, decoupled_weight_decay=config.decoupled_weight_decay,
+                           no_decay=no_decay_variables(self.model, no_decay))
 
     # ------------------------------------------------------------------------------ state
     @property
