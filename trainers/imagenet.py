@@ -5,6 +5,7 @@ r"""Train Inception-v3 on ImageNet (or any supported dataset) with tf.distribute
     python -m trainers.imagenet --config gpu --data_dir /data/imagenet --batch_size 512
     python -m trainers.imagenet --config finetune --dataset folder:/data/my_photos
     python -m trainers.imagenet --eval_only --model_dir runs/smoke --set eval_crops=10
+    python -m trainers.imagenet --eval_only --watch --model_dir runs/tpu --strategy cpu
     python -m trainers.imagenet --export_only --model_dir runs/smoke
 
 Reads top to bottom: flags -> config -> one of the three entries of
@@ -20,6 +21,7 @@ mean the current directory. Exit status: 0 done, 1 non-finite loss, 2 a user mis
 import argparse
 import os
 import sys
+import time
 
 from configs import RECIPES, ConfigError, apply_overrides, describe_fields, get_config
 
@@ -84,6 +86,10 @@ def parse_flags(argv):
         help="evaluate the newest checkpoint of the run in --model_dir (or, without a run, "
              "--set init_weights=PATH) on the validation split, every image once; writes "
              "<model_dir>/eval.json (no training)")
+    add("--watch", action="store_true",
+        help="with --eval_only: evaluate every new checkpoint of the run as it appears, until "
+             "the run is finished (or --set watch_timeout=SECONDS without one); results in "
+             "<model_dir>/watch_results.json and TensorBoard's 'watch' run")
     add("--help_config", action="store_true", help="list every config key with its default")
     return parser.parse_args(argv)
 
@@ -142,6 +148,8 @@ def main(argv=None):
     try:
         if flags.export_only and flags.eval_only:
             raise ConfigError("--export_only and --eval_only: pick one")
+        if flags.watch and not flags.eval_only:
+            raise ConfigError("--watch evaluates a run's checkpoints: use it with --eval_only")
         config = config_from_flags(flags)
         if flags.eval_only or flags.export_only:
             return run_existing(flags, config)
@@ -156,6 +164,8 @@ def run_existing(flags, config):
     """--eval_only or --export_only: of the run in --model_dir, or (eval) of init_weights."""
     from inception_keras.training import checkpoints, entries
 
+    if flags.watch:
+        wait_for_run(config.model_dir, config.watch_timeout)
     has_run = checkpoints.load_config_dict(config.model_dir) is not None
     entry = "--eval_only" if flags.eval_only else "--export_only"
     if has_run:
@@ -167,7 +177,18 @@ def run_existing(flags, config):
                                    ", or --set init_weights=PATH with --dataset"))
     if flags.export_only:
         return finish(lambda: entries.export_run(config))
+    if flags.watch:
+        return finish(lambda: entries.watch_run(config))
     return finish(lambda: entries.evaluate_run(config, from_run=has_run))
+
+
+def wait_for_run(model_dir, timeout, poll_seconds=2.0):
+    """--watch may start before the training job has written its config.json: wait for it."""
+    from inception_keras.training import checkpoints
+
+    deadline = time.monotonic() + timeout
+    while checkpoints.load_config_dict(model_dir) is None and time.monotonic() < deadline:
+        time.sleep(poll_seconds)
 
 
 def finish(entry):

@@ -85,6 +85,15 @@ def build_inception_v3(
     return model
 
 
+def all_layers(model):
+    """Every layer of `model`, those of nested models included (in their order)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from all_layers(layer)
+        else:
+            yield layer
+
+
 def inference_model(model):
     """The single-output model (main classifier) of a two-output model, sharing its weights.
 

@@ -1,14 +1,18 @@
 """The policies of the training loop, as objects the loop calls at its boundaries.
 
-After every training call the loop builds a `Boundary` and calls each action's `after_call`;
-after the last call of an epoch it then calls each `after_epoch`, in the order given:
+Before every training call the loop calls each action's `before_call(step, steps)`; after it,
+it builds a `Boundary` and calls each `after_call`; after the last call of an epoch it then
+calls each `after_epoch`, in the order given:
 
     Checkpointer     every `checkpoint_every_steps` steps, and at each epoch end BEFORE the
                      validation (a validation that fails or is preempted loses no training)
     Validator        every `eval_every_epochs` epochs and after the last; SIGTERM is honoured
                      between its calls; records the validated step in run_state.json
+    KeepBest         `keep_best=val_top1`: the checkpoint of the best validation, kept apart
+                     (checkpoints/best/), which rotation never deletes
     CorruptRecords   how many records the pipelines dropped in the epoch
     ProgressLog      a progress line every `log_every_steps` and the epoch line, TensorBoard
+    (observe.py)     Profiler (`profile_steps`), Histograms (`histogram_every`)
 
 An action may set `boundary.validation` for those after it (the epoch line shows it).
 """
@@ -44,6 +48,9 @@ class Boundary:
 
 
 class Action:
+    def before_call(self, step, steps):
+        pass
+
     def after_call(self, boundary):
         pass
 
@@ -124,6 +131,28 @@ class Validator(Action):
                                step)
         self.record.update(validated_step=step)
         return results
+
+
+class KeepBest(Action):
+    """Keeps the checkpoint of the best validation top-1 of the run in `manager`'s folder (its
+    own CheckpointManager: the newest-N rotation never touches it); run_state.json says which."""
+
+    def __init__(self, trainer, manager, record, log):
+        self.trainer, self.manager, self.record, self.log = trainer, manager, record, log
+
+    def after_epoch(self, boundary):
+        if boundary.validation is not None:
+            self.consider(boundary.step, boundary.validation)
+
+    def consider(self, step, validation):
+        top1, best = float(validation["top1"]), self.record.state.best
+        self.record.update(last_validation={"step": step, "val_top1": top1})
+        if best is not None and top1 <= best["val_top1"]:
+            return
+        self.trainer.agree_on_statistics()
+        path = self.manager.save(checkpoint_number=step)
+        self.record.update(best={"step": step, "val_top1": top1, "path": path})
+        self.log(f"best val_top1 so far: {top1:.4f} at step {step}, kept as {path}")
 
 
 class CorruptRecords(Action):

@@ -86,8 +86,9 @@ def make_checkpoint(**objects):
     return tf.train.Checkpoint(**{name: obj for name, obj in objects.items() if obj is not None})
 
 
-def make_manager(checkpoint, directory, max_to_keep):
-    return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep)
+def make_manager(checkpoint, directory, max_to_keep, checkpoint_name="ckpt"):
+    return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep,
+                                      checkpoint_name=checkpoint_name)
 
 
 class CheckpointError(RuntimeError):

@@ -2,6 +2,7 @@
 
     train_run(config)       restore or start, train what is missing, evaluate, export
     evaluate_run(config)    a run's newest checkpoint (or `init_weights` without a run), scored
+    watch_run(config)       every new checkpoint of a run scored as it appears (watcher.py)
     export_run(config)      a run's newest checkpoint, exported as a new SavedModel version
 
 All three restore through `Trainer.restore` and export through `Trainer.export`. A finished run
@@ -19,14 +20,17 @@ import tensorflow as tf
 from inception_keras import data, paths
 from inception_keras.export import ExportError
 from inception_keras.training import checkpoints, inputs, progress, reports, workers
-from inception_keras.training.actions import Checkpointer, CorruptRecords, ProgressLog, Validator
+from inception_keras.training.actions import (
+    Checkpointer, CorruptRecords, KeepBest, ProgressLog, Validator)
 from inception_keras.training.errors import Preempted, TrainerError
 from inception_keras.training.loop import TrainLoop
+from inception_keras.training.observe import Histograms, Profiler
 from inception_keras.training.preemption import CallPlanner, SigtermWatch
 from inception_keras.training.run_state import RunRecord
 from inception_keras.training.setup import setup_run
 from inception_keras.training.steps import EvaluationStopped
 from inception_keras.training.trainer import Trainer
+from inception_keras.training.watcher import Watcher
 
 
 def default_log(message):
@@ -42,6 +46,7 @@ def train_run(config, log=default_log):
         log("\n".join(reports.summary_lines(setup)))
         _save_or_check_config(setup)
         trainer = Trainer(setup)
+        log(reports.network_line(trainer.model, config.image_size))
         restored = trainer.restore()
         workers.check_restored_steps_agree(setup.strategy, trainer.step)
         record = RunRecord(config.model_dir, setup.is_chief)
@@ -79,6 +84,18 @@ def _evaluate(setup, from_run, log):
                         out_dir=config.model_dir)
 
 
+def watch_run(config, log=default_log):
+    """--eval_only --watch: evaluates each new checkpoint of the run in `config.model_dir`
+    until the run is finished (see watcher.py)."""
+    setup = setup_run(config, for_training=False)
+    with _user_errors(setup.strategy):
+        trainer = Trainer(setup)
+        log(f"watching {trainer.checkpoint_dir}: each new checkpoint is scored on "
+            f"{config.dataset}'s validation split ({trainer.weights_name}), until the run is "
+            f"finished or {config.watch_timeout:g} s pass without a new one")
+        Watcher(trainer, _evaluation_input(setup), log).run(config.watch_timeout)
+
+
 def export_run(config, log=default_log):
     """A new export version of the newest checkpoint of the run in `config.model_dir`."""
     setup = setup_run(config, export_only=True)
@@ -107,25 +124,74 @@ def _train(setup, trainer, datasets, watch, record, summaries, log):
                           summaries=summaries, log=log)
     with workers.checkpoint_write_dir(trainer.checkpoint_dir, setup.is_chief) as write_dir:
         manager = checkpoints.make_manager(trainer.checkpoint, write_dir, config.keep_checkpoints)
+        keep_best = _keep_best(trainer, write_dir, record, log)
         validation = validator.catch_up(trainer.step, config.steps_per_epoch)
+        if validation is not None and keep_best is not None:
+            keep_best.consider(trainer.step, validation)
         if trainer.step >= total:
             log(f"training already complete ({trainer.step} steps)")
             return validation
         checkpointer = Checkpointer(trainer, manager)
-        actions = [checkpointer, validator, CorruptRecords(log),
-                   ProgressLog(trainer, summaries, log, trainer.step)]
-        loop = TrainLoop(trainer, training_input, actions=actions, checkpointer=checkpointer, watch=watch,
-                         planner=CallPlanner(config.steps_per_execution,
-                                             config.max_call_seconds), log=log)
+        observers = _observers(setup, trainer, summaries, log)
+        actions = [checkpointer, validator, *([keep_best] if keep_best else []),
+                   CorruptRecords(log), ProgressLog(trainer, summaries, log, trainer.step),
+                   *observers]
+        loop = TrainLoop(trainer, training_input, actions=actions, checkpointer=checkpointer,
+                         watch=watch, log=log,
+                         planner=CallPlanner(config.steps_per_execution, config.max_call_seconds))
         started, first = time.perf_counter(), trainer.step
-        validation = loop.run()
+        try:
+            validation = loop.run()
+        finally:
+            for observer in observers:
+                if isinstance(observer, Profiler):
+                    observer.stop(trainer.step)
     log(f"training done: {total - first} steps in {time.perf_counter() - started:.0f} s")
     record.update(trained_step=trainer.step)
     return validation
 
 
+def _keep_best(trainer, write_dir, record, log):
+    if trainer.config.keep_best == "none":
+        return None
+    manager = checkpoints.make_manager(trainer.checkpoint, f"{write_dir}/best", 1,
+                                       checkpoint_name="best")
+    return KeepBest(trainer, manager, record, log)
+
+
+def _observers(setup, trainer, summaries, log):
+    """The profiler and histogram actions the config asks for (the chief's)."""
+    config, observers = setup.config, []
+    if config.profile_steps and setup.is_chief:  # "A,B", validated by the config
+        first, last = (int(step) for step in config.profile_steps.split(","))
+        observers.append(Profiler(_tensorboard_dir(config), first, last, log))
+    if config.histogram_every and setup.is_chief:
+        observers.append(Histograms(trainer, summaries, config.histogram_every))
+    return observers
+
+
+def _select_for_export(setup, trainer, record, validation, log):
+    """The checkpoint the final evaluation scores and the export writes, and why: the last one,
+    or with `export=best` the best validation's (restored here). Returns (validation results
+    still valid for it or None, {"checkpoint": ..., "why": ...})."""
+    config, best, last = setup.config, record.state.best, record.state.last_validation
+    if config.export != "best" or best is None:
+        why = "export=last: the end of training" if config.export == "last" else \
+            "export=best, but no validation was kept: the end of training"
+        return validation, {"checkpoint": "last", "why": why}
+    last_text = f"; the last, step {last['step']}, had {last['val_top1']:.4f}" if last else ""
+    why = (f"export=best: the highest val_top1 of the run's validations, {best['val_top1']:.4f} "
+           f"at step {best['step']}{last_text}")
+    if best["step"] != trainer.step:
+        trainer.restore_path(best["path"])
+        validation = None
+    log(f"final evaluation and export use the best checkpoint, step {best['step']} ({why})")
+    return validation, {"checkpoint": "best", "why": why}
+
+
 def _finish(setup, trainer, watch, record, summaries, validation, log):
-    """The final evaluation and the export, each unless already done for this step."""
+    """The final evaluation and the export of the chosen checkpoint, each unless already done."""
+    validation, selection = _select_for_export(setup, trainer, record, validation, log)
     config, step = setup.config, trainer.step
     if record.state.evaluated_at(step, config.eval_crops):
         log(f"the final evaluation of step {step} is already in {config.model_dir}/"
@@ -136,7 +202,7 @@ def _finish(setup, trainer, watch, record, summaries, validation, log):
         if setup.is_chief:
             reports.write_final(validation, config=config, class_names=setup.info.class_names,
                                 step=step, weights=trainer.weights_name, summaries=summaries,
-                                log=log, out_dir=config.model_dir)
+                                log=log, out_dir=config.model_dir, selection=selection)
         else:
             log(reports.final_line(validation, trainer.weights_name, config.eval_crops))
         record.update(evaluated={"step": step, "eval_crops": config.eval_crops})
@@ -146,7 +212,8 @@ def _finish(setup, trainer, watch, record, summaries, validation, log):
         log(f"step {step} is already exported to {record.state.exported['path']}; nothing left "
             "to do (--export_only writes another version)")
     else:
-        _export(trainer, record, log)
+        path = _export(trainer, record, log)
+        reports.note_export(config.model_dir, path, step)
 
 
 def _preemptible_evaluation(trainer, dataset, watch, step):
@@ -161,6 +228,7 @@ def _export(trainer, record, log):
     path = trainer.export()
     log(f"exported the model to {path}")
     record.update(exported={"step": trainer.step, "path": path})
+    return path
 
 
 # ------------------------------------------------------------------------------------- set-up

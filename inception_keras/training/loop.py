@@ -38,6 +38,8 @@ class TrainLoop:
             stop, count = self.watch.agree(self.planner.steps(self._call_limit(step)))
             if stop:
                 raise self._preempted(step, loss)
+            for action in self.actions:
+                action.before_call(step, count)
             started = time.perf_counter()
             stats = self.trainer.train(iterator, count)
             self.planner.record(count, time.perf_counter() - started)

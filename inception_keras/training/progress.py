@@ -110,3 +110,12 @@ class Summaries:
         with self.writer.as_default():
             tf.summary.image(name, image_grid(images), step=step, description=description)
         self.writer.flush()
+
+    def histograms(self, values, step):
+        """`values`: {tag: array}; each written as a TensorBoard histogram at `step`."""
+        if self.writer is None:
+            return
+        with self.writer.as_default():
+            for tag, value in values.items():
+                tf.summary.histogram(tag, value, step=step)
+        self.writer.flush()

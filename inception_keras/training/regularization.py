@@ -7,16 +7,9 @@ training loss (`model.losses`), scaled for distribution like the rest of the los
 
 import keras
 
+from inception_keras.models.inception_v3 import all_layers
+
 KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)
-
-
-def all_layers(model):
-    """Every layer of `model`, those of nested models included."""
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from all_layers(layer)
-        else:
-            yield layer
 
 
 def add_kernel_weight_decay(model, weight_decay):

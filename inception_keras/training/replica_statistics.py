@@ -18,7 +18,7 @@ per replica; the copies then stay equal up to rounding, and this still averages 
 import keras
 import tensorflow as tf
 
-from inception_keras.training.regularization import all_layers
+from inception_keras.models.inception_v3 import all_layers
 
 
 def batch_norm_statistics(model):

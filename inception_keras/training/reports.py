@@ -8,9 +8,12 @@ classes and writes `eval.json`, `confusion_matrix.png` and the `final/...` Tenso
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from inception_keras import atomic
+from inception_keras.models.complexity import multiply_adds
+from inception_keras.models.inception_v3 import inference_model
 from inception_keras.training import confusion
 from inception_keras.training.schedules import make_schedule
 
@@ -38,10 +41,22 @@ def summary_lines(setup):
         f"schedule    {config.epochs} epochs x {config.steps_per_epoch} steps; "
         f"{config.optimizer} lr {lr_text}",
         f"model       {config.variant} depth_multiplier {config.depth_multiplier}, "
-        f"aux {config.include_aux}, {ema_text}, weight decay {config.weight_decay:g}",
+        f"aux {config.include_aux}, {ema_text}, weight decay {config.weight_decay:g} (L2)"
+        + (f", decoupled {config.decoupled_weight_decay:g} (not on {config.no_decay_on})"
+           if config.decoupled_weight_decay else ""),
         f"model_dir   {config.model_dir}",
         f"export_dir  {config.export_dir}",
     ]
+
+
+def network_line(model, image_size):
+    """Parameters and multiply-adds per image of the network (the latter of the main head, as
+    the paper counts them: the auxiliary head runs in training only)."""
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    macs = multiply_adds(inference_model(model))
+    return (f"network     {model.count_params() / 1e6:.2f}M parameters ({trainable / 1e6:.2f}M "
+            f"trainable now), {macs / 1e9:.3g} G multiply-adds per image at "
+            f"{image_size}x{image_size}")
 
 
 def final_line(results, weights, eval_crops):
@@ -51,9 +66,11 @@ def final_line(results, weights, eval_crops):
             f"on {results['examples']} images")
 
 
-def write_final(results, *, config, class_names, step, weights, summaries, log, out_dir):
+def write_final(results, *, config, class_names, step, weights, summaries, log, out_dir,
+                selection=None):
     """The final evaluation's line, per-class lines, TensorBoard entries, eval.json and the
-    confusion matrix PNG in `out_dir` (call on the chief)."""
+    confusion matrix PNG in `out_dir` (call on the chief). `selection`: which checkpoint was
+    scored and why ({"checkpoint": "last" | "best", "why": ...}), recorded in eval.json."""
     log(final_line(results, weights, config.eval_crops))
     summaries.scalars("final", {k: results[k] for k in ("top1", "top5", "cross_entropy")}, step)
     matrix = results["confusion"]
@@ -69,9 +86,23 @@ def write_final(results, *, config, class_names, step, weights, summaries, log, 
               "cross_entropy": results["cross_entropy"],
               "examples": results["examples"], "eval_crops": config.eval_crops, "step": step,
               "weights": weights, "dataset": config.dataset,
+              **(selection or {}),
               "per_class_top1": {name: (None if value != value else float(value))
                                  for name, value in zip(class_names, per_class)}}
     path = os.path.join(out_dir, EVAL_FILE)
     atomic.write_text(path, json.dumps(record, indent=2) + "\n")
     log(f"wrote {path} and {png}")
     return record
+
+
+def note_export(out_dir, export_path, step):
+    """Adds where the scored weights were exported to `out_dir`'s eval.json (if it scored
+    `step`)."""
+    path = os.path.join(out_dir, EVAL_FILE)
+    if not tf.io.gfile.exists(path):
+        return
+    with tf.io.gfile.GFile(path) as file:
+        record = json.loads(file.read())
+    if record.get("step") == step:
+        record["exported_to"] = export_path
+        atomic.write_text(path, json.dumps(record, indent=2) + "\n")

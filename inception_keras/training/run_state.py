@@ -5,7 +5,9 @@
     {"trained_step": 372,                      # training reached its last step at 372
      "validated_step": 279,                    # the newest epoch end whose validation finished
      "evaluated": {"step": 372, "eval_crops": 1},          # the final evaluation (eval.json)
-     "exported": {"step": 372, "path": "/abs/saved_models/inception_v3/1"}}
+     "exported": {"step": 372, "path": "/abs/saved_models/inception_v3/1"},
+     "best": {"step": 279, "val_top1": 0.93, "path": ".../checkpoints/best/best-279"},
+     "last_validation": {"step": 372, "val_top1": 0.92}}        # with keep_best=val_top1
 
 A rerun of a finished run trains no step, evaluates only if that step's final evaluation is
 missing, and exports only if that step's weights were never exported. A run given more epochs
@@ -32,6 +34,8 @@ class RunState:
     validated_step: int = 0
     evaluated: Optional[dict] = None
     exported: Optional[dict] = None
+    best: Optional[dict] = None  # keep_best: {"step", "val_top1", "path"} of the best validation
+    last_validation: Optional[dict] = None  # {"step", "val_top1"}
 
     @classmethod
     def load(cls, model_dir):

@@ -156,7 +156,7 @@ class Steps:
 
     def __init__(self, model, update, strategy, *, counters, global_batch_size, num_classes,
                  label_smoothing, aux_weight, clipnorm=None, loss_scale=None, ema=None,
-                 jit_compile=False):
+                 jit_compile=False, gradient_norms=False):
         self.model, self.update, self.strategy = model, update, strategy
         self.counters = counters
         self.global_batch_size = int(global_batch_size)
@@ -166,6 +166,7 @@ class Steps:
         self.top_k = min(5, self.num_classes)
         self.totals = EvalTotals(strategy, self.num_classes)
         self.jit_compile = bool(jit_compile)
+        self.gradient_norms = bool(gradient_norms)  # train() also returns the last step's
         self.retrace()
 
     def retrace(self):
@@ -206,6 +207,7 @@ class Steps:
             grads = [g / self.loss_scale.scale for g in grads]
             # the same all-reduced gradient on every replica: the same verdict everywhere
             finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        norms = tf.stack([tf.norm(g) for g in grads]) if self.gradient_norms else tf.zeros([0])
         if self.clipnorm:
             grads, _ = tf.clip_by_global_norm(grads, self.clipnorm)
 
@@ -221,13 +223,14 @@ class Steps:
         stats = tf.distribute.get_replica_context().all_reduce(
             SUM, tf.stack([loss, tf.reduce_sum(correct), tf.cast(tf.shape(correct)[0],
                                                                  tf.float32)]))
-        return stats, applied
+        return stats, applied, norms
 
     def _train_loop(self, iterator, num_steps):
         totals = tf.zeros([3])
+        norms = tf.zeros([len(self.model.trainable_variables) if self.gradient_norms else 0])
         for _ in tf.range(num_steps):
             images, labels = next(iterator)
-            stats, applied = self._first(
+            stats, applied, norms = self._first(
                 self.strategy.run(self._replica_train, args=(images, labels)))
             totals += stats
             self.update.finish(applied)
@@ -235,7 +238,7 @@ class Steps:
                 self.counters.skipped.assign_add(1 - tf.cast(applied, tf.int64))
                 self.loss_scale.update(applied)
             self.counters.step.assign_add(1)
-        return totals
+        return totals, norms
 
     def _first(self, per_replica):
         """The first replica's copy of values that are equal on every replica."""
@@ -244,9 +247,13 @@ class Steps:
 
     def train(self, iterator, num_steps):
         """Runs `num_steps` training steps in one call; returns the summed loss (one value per
-        step), correct top-1 predictions and examples, as Python floats."""
-        totals = self._train(iterator, tf.constant(num_steps, tf.int64)).numpy()
-        return dict(zip(("loss", "top1", "examples"), map(float, totals)))
+        step), correct top-1 predictions and examples, as Python floats (and, with
+        `gradient_norms`, the last step's all-reduced gradient norm per trainable variable)."""
+        totals, norms = self._train(iterator, tf.constant(num_steps, tf.int64))
+        stats = dict(zip(("loss", "top1", "examples"), map(float, totals.numpy())))
+        if self.gradient_norms:
+            stats["gradient_norms"] = norms.numpy()
+        return stats
 
     # ------------------------------------------------------------------------------ eval
     def _predict(self, images):

@@ -77,7 +77,8 @@ class Trainer:
                 counters=self.counters, global_batch_size=config.global_batch_size,
                 num_classes=info.num_classes, label_smoothing=config.label_smoothing,
                 aux_weight=config.aux_loss_weight, clipnorm=config.global_clipnorm,
-                loss_scale=self.loss_scale, ema=self.ema, jit_compile=config.jit_compile)
+                loss_scale=self.loss_scale, ema=self.ema, jit_compile=config.jit_compile,
+                gradient_norms=config.histogram_every > 0)
         statistics = batch_norm_statistics(self.model)
         if self.ema is not None:
             statistics += self.ema.averages_of(statistics)
@@ -142,6 +143,17 @@ class Trainer:
                                               expect_partial=partial)
         except checkpoints.CheckpointError as error:
             raise TrainerError(str(error)) from None
+
+    def restore_path(self, path):
+        """Restores checkpoint `path` (what evaluation and export need: model, EMA, counters);
+        TrainerError with the real reason when it cannot be read (e.g. deleted meanwhile)."""
+        try:
+            self.checkpoint.restore(path).expect_partial()
+        except (tf.errors.OpError, ValueError, AssertionError) as error:
+            reason = (getattr(error, "message", None) or str(error)).strip().splitlines()
+            raise TrainerError(f"cannot read checkpoint {path}: {type(error).__name__}: "
+                               f"{reason[0] if reason else ''}") from None
+        return path
 
     def load_init_weights(self, *, evaluating=False):
         """Loads `init_weights` (the start of a fresh run, or what an evaluation without a run

@@ -33,7 +33,7 @@ import keras
 import tensorflow as tf
 
 from inception_keras.models import AUX_PREDICTIONS, PREDICTIONS
-from inception_keras.training.regularization import all_layers
+from inception_keras.models.inception_v3 import all_layers
 
 HEAD_LAYERS = (PREDICTIONS, AUX_PREDICTIONS)
 
