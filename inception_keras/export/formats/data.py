@@ -105,10 +105,10 @@ def dataset_format_data(dataset, data_dir, image_size, *,
 
     try:
         info = dataset_info(dataset, data_dir)
-        common = dict(data_dir=data_dir, image_size=image_size, global_batch_size=BATCH_SIZE,
-                      is_training=False, num_classes=info.num_classes)
-        calibration_fn = make_input_fn(dataset, split="train", **common)
-        agreement_fn = make_input_fn(dataset, split="validation", masked=True, **common)
+        options = dict(data_dir=data_dir, image_size=image_size, global_batch_size=BATCH_SIZE,
+                       is_training=False, num_classes=info.num_classes, masked=True)
+        train_fn = make_input_fn(dataset, split="train", **options)
+        validation_fn = make_input_fn(dataset, split="validation", **options)
         by_file = isinstance(dataset_source(dataset), FolderSource)
     except DataError as error:
         raise ExportError(f"dataset {dataset!r}: {error}") from None
@@ -119,15 +119,11 @@ def dataset_format_data(dataset, data_dir, image_size, *,
 
         context = tf.distribute.InputContext(num_input_pipelines=stride,
                                              input_pipeline_id=seed % stride)
-        for images, _ in calibration_fn(context if stride > 1 else None):
-            yield images.numpy()
+        for images, _ in _real_examples(train_fn(context if stride > 1 else None)):
+            yield images
 
     def agreement():
-        for images, labels, weights in agreement_fn():
-            real = weights.numpy() > 0
-            if not real.any():
-                return  # the padding after the last real example
-            yield images.numpy()[real], labels.numpy()[real]
+        yield from _real_examples(validation_fn())
 
     num_eval = info.num_eval_examples
     description = {"dataset": dataset, "calibration_split": "train", "agreement_split": "validation"}
@@ -135,3 +131,13 @@ def dataset_format_data(dataset, data_dir, image_size, *,
         calibration, agreement, calibration_examples,
         min(agreement_examples, num_eval) if num_eval else agreement_examples, description,
     )
+
+
+def _real_examples(batches):
+    """(images, labels) numpy batches of a masked input (`make_input_fn(masked=True)`), without
+    its zero-weight padding; ends at the first batch of padding only."""
+    for images, labels, weights in batches:
+        real = weights.numpy() > 0
+        if not real.any():
+            return
+        yield images.numpy()[real], labels.numpy()[real]

@@ -24,7 +24,7 @@ from inception_keras.export.formats.deploy_model import deploy_model, probabilit
 from inception_keras.export.formats.litert import LiteRTRunner, convert_litert, \
     write_converter_source
 from inception_keras.export.formats.names import LITERT_INT8, ONNX, file_formats
-from inception_keras.export.formats.onnx_format import ONNX_OPSET, OnnxRunner, convert_onnx
+from inception_keras.export.formats.onnx_format import OnnxRunner, convert_onnx, file_opset
 from inception_keras.export.formats.runtimes import package_versions, require_runtimes
 from inception_keras.export.versions import check_new_version, next_version, publish, \
     reserve_temp_dir
@@ -106,7 +106,7 @@ def export_formats(model, export_dir="saved_models", *, model_name="inception_v3
             files={name: _file_facts(temp_dir, name, fmt, runners[name])
                    for name, fmt in converted.items()},
             agreements=agreements, packages=package_versions(formats),
-            onnx_opset=ONNX_OPSET if ONNX in {f.name for f in files} else None,
+            onnx_opset=_onnx_opset(temp_dir, converted),
         )
         for line in card_lib.agreement_table(card):
             log(line)
@@ -149,6 +149,12 @@ class _Counter:
         for batch in self._batches():
             self.images += len(batch)
             yield batch
+
+
+def _onnx_opset(folder, converted):
+    """The opset the ONNX file declares (ONNX_OPSET unless the converter changed it), or None."""
+    names = [name for name, fmt in converted.items() if fmt.name == ONNX]
+    return file_opset(os.path.join(folder, names[0])) if names else None
 
 
 def _runner(path):
