@@ -4,8 +4,9 @@ The full-size network (299x299, 1000 classes, random weights: `build_inception_v
 include_aux=False)`) is exported the way `python -m inception_keras.export --formats` does it:
 - SavedModel (`export_saved_model`), called through its float-pixel signature `predict_images`
   (no JPEG decoding timed), reloaded with `tf.saved_model.load`;
-- LiteRT float32 and LiteRT int8 (full-integer, float32 input/output, calibrated on photo-like
-  random images), run with ai-edge-litert's `Interpreter` (XNNPACK, its default CPU delegate);
+- LiteRT float32, float16 (weights) and int8 (full-integer, float32 input/output, calibrated on
+  photo-like random images), run with ai-edge-litert's `Interpreter` (XNNPACK, its default CPU
+  delegate);
 - ONNX (Keras' `model.export(format="onnx")`, opset 17), run with ONNX Runtime's CPU provider.
 
 Every runtime gets the same number of threads, set explicitly (TF intra-op threads, the
@@ -33,7 +34,9 @@ import numpy as np
 import tensorflow as tf
 
 IMAGE_SIZE = 299
-FORMATS = ("savedmodel", "litert", "litert_int8", "onnx")
+FORMATS = ("savedmodel", "litert", "litert_float16", "litert_int8", "onnx")
+FILE_NAMES = {"litert": "model.tflite", "litert_float16": "model_float16.tflite",
+              "litert_int8": "model_int8.tflite"}
 
 
 def parse_args():
@@ -77,7 +80,7 @@ def export_all(model, folder, calibration):
     network, _ = deploy_model(model)
     source = write_converter_source(network, os.path.join(folder, "converter_source"))
     paths = {"savedmodel": saved_model}
-    for name, file_name in (("litert", "model.tflite"), ("litert_int8", "model_int8.tflite")):
+    for name, file_name in FILE_NAMES.items():
         start = time.perf_counter()
         content = convert_litert(source, name, calibration_images=lambda: [calibration])
         paths[name] = os.path.join(folder, file_name)
@@ -101,8 +104,7 @@ def load_runners(paths, threads):
 
     return {
         "savedmodel": savedmodel,
-        "litert": LiteRTRunner(paths["litert"], num_threads=threads),
-        "litert_int8": LiteRTRunner(paths["litert_int8"], num_threads=threads),
+        **{name: LiteRTRunner(paths[name], num_threads=threads) for name in FILE_NAMES},
         "onnx": OnnxRunner(paths["onnx"], num_threads=threads),
     }
 
@@ -165,7 +167,8 @@ def main():
     ratios = {f"{name}_vs_savedmodel_{tag}": times["savedmodel"] / times[name]
               for tag, times in (("b1", b1), ("b32", b32)) for name in FORMATS[1:]}
     keys = ["onnx_vs_savedmodel_b1", "litert_int8_vs_savedmodel_b1", "onnx_vs_savedmodel_b32",
-            "litert_vs_savedmodel_b1", "litert_vs_savedmodel_b32", "litert_int8_vs_savedmodel_b32"]
+            "litert_vs_savedmodel_b1", "litert_float16_vs_savedmodel_b1",
+            "litert_vs_savedmodel_b32", "litert_int8_vs_savedmodel_b32"]
     result = " ".join(f"{key}={ratios[key]:.2f}" for key in keys)
     result += (f" fastest_b1={fastest} fastest_vs_savedmodel_b1={b1['savedmodel'] / b1[fastest]:.2f}"
                f" savedmodel_b1_ms={b1['savedmodel'] * 1000:.1f} "

@@ -2,7 +2,8 @@
 
 Random weights: the float files are held to their agreement bound through `export_formats`;
 int8's agreement with an untrained network says nothing (its saturated logits flip under
-quantization), so the int8 file is converted and run here without the export's bound.
+quantization), so the int8 file (here with integer input and output, `int8_io`) is converted
+and run without the export's bound.
 """
 
 import os
@@ -47,17 +48,22 @@ def test_full_size_float_files_export_with_their_card(model, tmp_path):
         assert facts["agreement"]["top1_agreement"] == 1.0, name
 
 
-def test_full_size_int8_file_converts_and_runs(model, tmp_path):
+def test_full_size_int8_file_with_integer_input_and_output_converts_and_runs(model, tmp_path):
     network, _ = deploy_model(model)
     source = write_converter_source(network, str(tmp_path / "source"))
     rng = np.random.default_rng(1)
     calibration = rng.uniform(-1, 1, (2, 299, 299, 3)).astype(np.float32)
-    content = convert_litert(source, "litert_int8", calibration_images=lambda: [calibration])
+    content = convert_litert(source, "litert_int8", calibration_images=lambda: [calibration],
+                             int8_io=True)
     assert 23 < len(content) / MB < 27
     path = tmp_path / "model_int8.tflite"
     path.write_bytes(content)
     runner = formats.load_runner(str(path))
-    assert (runner.image_size, runner.num_classes, runner.input_dtype) == (299, 1000, "float32")
+    assert (runner.image_size, runner.num_classes) == (299, 1000)
+    assert runner.input_dtype == runner.output_dtype == "int8"
+    scale, zero_point = runner.input_quantization  # calibrated on [-1, 1]: 256 steps of ~2/255
+    assert scale == pytest.approx(2 / 255, rel=0.02) and abs(zero_point) <= 1
+    assert runner.output_quantization == (1 / 256, -128)  # int8 softmax
     probabilities = runner(calibration)
     assert probabilities.shape == (2, 1000)
     # int8 softmax outputs come in steps of 1/256, so 1000 near-uniform classes round to 0 or 1/256

@@ -12,6 +12,7 @@ every file has been converted and has passed its agreement bound (`names.FileFor
 version is complete or absent, never half-written or below its bound.
 """
 
+import contextlib
 import os
 import tempfile
 
@@ -123,20 +124,35 @@ def _convert(network, files, folder, data, int8_io):
         with tempfile.TemporaryDirectory(dir=folder, prefix=".converter-") as source:
             write_converter_source(network, source)
             for fmt in litert_files:
-                content = convert_litert(
-                    source, fmt.name, int8_io=int8_io,
-                    calibration_images=calibrated if fmt.name == LITERT_INT8 else None,
-                )
+                with _converting(fmt):
+                    content = convert_litert(
+                        source, fmt.name, int8_io=int8_io,
+                        calibration_images=calibrated if fmt.name == LITERT_INT8 else None,
+                    )
                 with open(os.path.join(folder, fmt.file_name), "wb") as f:
                     f.write(content)
                 converted[fmt.file_name] = fmt
     for fmt in files:
         if fmt.name == ONNX:
-            convert_onnx(network, os.path.join(folder, fmt.file_name))
+            with _converting(fmt):
+                convert_onnx(network, os.path.join(folder, fmt.file_name))
             converted[fmt.file_name] = fmt
     if any(f.name == LITERT_INT8 for f in files) and not calibrated.images:
         raise ExportError("litert_int8: the calibration data holds no images.")
     return converted, calibrated.images  # in FORMATS order: LiteRT files, then ONNX
+
+
+@contextlib.contextmanager
+def _converting(fmt):
+    """Turns a converter's failure (e.g. an op it cannot convert) into one ExportError line."""
+    try:
+        yield
+    except ExportError:
+        raise
+    except Exception as error:  # converters raise many kinds; the cause stays chained
+        text = str(error).strip()
+        first_line = text.splitlines()[0] if text else type(error).__name__
+        raise ExportError(f"converting to {fmt.name} failed: {first_line}") from error
 
 
 class _Counter:
