@@ -127,3 +127,34 @@ def test_a_run_dir_without_config_or_checkpoint_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"not_a_key": 1}))
     with pytest.raises(ExportError, match="unknown config key"):
         formats.load_run_model(str(tmp_path))
+
+
+def test_the_files_are_converted_from_a_float32_single_output_copy(tiny_two_head_model):
+    """A two-output model built under mixed_bfloat16 with the trainer's fused batch norm: its
+    deploy model computes in float32 with Keras' own layers, on the same weights."""
+    import keras
+    import tensorflow as tf
+
+    from inception_keras.training.fused_batch_norm import with_fused_batch_norm
+
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = with_fused_batch_norm(tiny_two_head_model(classes=3, size=16))
+    finally:
+        keras.config.set_dtype_policy(policy)
+    model.get_layer("bn").moving_mean.assign([0.1, -0.2, 0.3, 0.0])  # not the initial values
+    network, spec = formats.deploy_model(model, class_names=["a", "b", "c"])
+    assert spec.class_names == ("a", "b", "c") and spec.image_size == 16
+    copy = network.layers[1]  # inside the wrapper: images -> copy -> {"probabilities"}
+    assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
+    batch_norm = copy.get_layer("bn")
+    assert type(batch_norm) is keras.layers.BatchNormalization
+    np.testing.assert_allclose(batch_norm.moving_mean, [0.1, -0.2, 0.3, 0.0])
+    assert [w.name for w in network.weights] == [w.name for w in model.weights
+                                                 if "aux_predictions" not in w.path]
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    probabilities = network(images)["probabilities"]
+    assert probabilities.dtype == tf.float32 and probabilities.shape == (2, 3)
+    expected = model(images, training=False)["predictions"]  # bfloat16 maths: close, not equal
+    np.testing.assert_allclose(probabilities, tf.cast(expected, tf.float32), atol=0.02)
