@@ -154,10 +154,10 @@ def main():
         top1 = {name: float((runner(inputs[name]).argmax(-1) == reference).mean())
                 for name, runner in runners.items()}
 
-    print(f"{'format':12s} {'size MB':>8s} {'convert s':>9s} {'b1 ms':>8s} {'b32 img/s':>9s} "
+    print(f"{'format':14s} {'size MB':>8s} {'convert s':>9s} {'b1 ms':>8s} {'b32 img/s':>9s} "
           f"{'b1 x SM':>7s} {'b32 x SM':>8s} {'top-1 = SM':>10s}")
     for name in FORMATS:
-        print(f"{name:12s} {sizes[name]:8.1f} {seconds[name]:9.1f} {b1[name] * 1000:8.1f} "
+        print(f"{name:14s} {sizes[name]:8.1f} {seconds[name]:9.1f} {b1[name] * 1000:8.1f} "
               f"{32 / b32[name]:9.1f} {b1['savedmodel'] / b1[name]:7.2f} "
               f"{b32['savedmodel'] / b32[name]:8.2f} {top1[name]:10.3f}")
     fastest = min(FORMATS, key=b1.get)
