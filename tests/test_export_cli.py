@@ -93,6 +93,8 @@ def test_a_format_whose_package_is_missing_is_refused_before_any_work(
          "from savedmodel, litert, litert_float16, litert_int8, onnx"),
         (["--formats", "litert"], "error: --formats litert: file formats need images"),
         (["--formats", "onnx", "--dataset", "no_such_dataset"], "error: --dataset no_such_dataset:"),
+        (["--formats", "litert_int8", "--dataset", "smoke", "--calibration_examples", "0"],
+         "error: calibration_examples must be a positive integer; received 0."),
     ],
 )
 def test_bad_formats_or_missing_data_exit_2_with_one_line(

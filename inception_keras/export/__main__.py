@@ -24,6 +24,7 @@ from inception_keras.export.formats import (
     parse_formats,
     require_runtimes,
 )
+from inception_keras.export.formats.data import check_counts
 from inception_keras.export.formats.run_model import is_run_dir, load_run_model
 from inception_keras.export.saved_model import export_saved_model
 from inception_keras.export.versions import check_new_version, next_version
@@ -120,6 +121,8 @@ def main(argv=None):
 def export(args):
     """Runs the export `args` ask for; returns the folders written (SavedModel last)."""
     wanted = parse_formats(args.formats)
+    check_counts(calibration_examples=args.calibration_examples,
+                 agreement_examples=args.agreement_examples)
     require_runtimes(wanted)  # before any work
     if file_formats(wanted) and not args.dataset and not is_run_dir(args.model):
         raise ExportError(

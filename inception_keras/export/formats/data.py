@@ -44,6 +44,13 @@ class FormatData:
             yield images.astype(np.float32), class_ids(labels)
 
 
+def check_counts(**counts):
+    """ExportError unless every count (e.g. calibration_examples=300) is a positive integer."""
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ExportError(f"{name} must be a positive integer; received {value!r}.")
+
+
 def class_ids(labels):
     """Class ids [B] from ids [B] or one-hot / probability rows [B, classes]."""
     labels = np.asarray(labels)
@@ -103,6 +110,7 @@ def dataset_format_data(dataset, data_dir, image_size, *,
     from inception_keras.data import DataError, dataset_info, make_input_fn
     from inception_keras.data.sources import FolderSource, dataset_source
 
+    check_counts(calibration_examples=calibration_examples, agreement_examples=agreement_examples)
     try:
         info = dataset_info(dataset, data_dir)
         options = dict(data_dir=data_dir, image_size=image_size, global_batch_size=BATCH_SIZE,
