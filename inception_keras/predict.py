@@ -1,4 +1,5 @@
-"""Classify image files: `python -m inception_keras.predict IMAGE... --model PATH [--top_k 5] [--json]`.
+"""Classify image files: `python -m inception_keras.predict IMAGE... --model PATH [--top_k 5] [--json]
+[--benchmark]`.
 
 `--model` is one of
 - a SavedModel version folder written by `inception_keras.export` (`saved_models/NAME/3`): its
@@ -8,7 +9,10 @@
 - a Keras weights file of a 1000-class ImageNet Inception-v3: Keras' published
   `inception_v3_weights_tf_dim_ordering_tf_kernels.h5`, or a `.weights.h5` saved from
   `build_inception_v3(classes=1000)` (auxiliary head or not). The model is built at 299 x 299
-  and images get the evaluation preprocessing (central crop); names are ImageNet's.
+  and images get the evaluation preprocessing (central crop); names are ImageNet's;
+- a LiteRT (`.tflite`) or ONNX (`.onnx`) file written by `inception_keras.export --formats`:
+  images get the evaluation preprocessing at the file's input size (the SavedModel does the same
+  in its graph), class names come from the `labels.txt` beside the file.
 
 IMAGE arguments are image files (JPEG, PNG, GIF, BMP, WebP) or folders, which stand for their
 image files (sorted, not recursive). Each file's top-k classes and probabilities are printed,
@@ -19,12 +23,18 @@ or with `--json` one JSON document: `{"model": ..., "results": [{"file": ..., "p
 A file that is missing or not an image gets one line on stderr and the others are still
 classified; the exit status is then 1. A bad `--model` or `--top_k` is one `error:` line on
 stderr and exit status 2.
+
+`--benchmark` also times classifying the first image alone (batch 1, encoded bytes to top-k:
+decoding, preprocessing and the model), `--benchmark_runs` times after two warm-up calls, and
+prints the median (in the JSON document: `"benchmark": {...}`).
 """
 
 import argparse
 import json
 import os
+import statistics
 import sys
+import time
 
 EXIT_FILE_ERRORS = 1
 EXIT_USAGE = 2
@@ -32,6 +42,9 @@ SAVED_MODEL_FILE = "saved_model.pb"
 BATCH_SIZE = 16
 DEFAULT_TOP_K = 5
 WEIGHTS_IMAGE_SIZE = 299
+FILE_SUFFIXES = (".tflite", ".onnx")
+DEFAULT_BENCHMARK_RUNS = 20
+WARMUP_RUNS = 2
 
 
 class PredictError(ValueError):
@@ -51,14 +64,18 @@ def parse_args(argv=None):
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of them")
     parser.add_argument(
         "--model", required=True,
-        help="SavedModel version folder, model base folder (highest version), or ImageNet "
-        "weights file (.h5 / .weights.h5)",
+        help="SavedModel version folder, model base folder (highest version), ImageNet "
+        "weights file (.h5 / .weights.h5), or exported .tflite / .onnx file",
     )
     parser.add_argument(
         "--top_k", type=int, default=None,
         help=f"classes shown per image (default {DEFAULT_TOP_K}, or fewer if the export returns fewer)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--benchmark", action="store_true",
+                        help="also print the batch-1 latency on the first image (median)")
+    parser.add_argument("--benchmark_runs", type=int, default=DEFAULT_BENCHMARK_RUNS,
+                        help="timed runs of --benchmark (default %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -182,18 +199,67 @@ class WeightsClassifier:
         self.max_top_k = len(self._names)
 
     def classify(self, images, top_k):
-        import numpy as np
         import tensorflow as tf
 
         from inception_keras.data.preprocessing import preprocess_for_eval
 
         batch = tf.stack([preprocess_for_eval(tf.constant(b), WEIGHTS_IMAGE_SIZE) for b in images])
-        probabilities = np.asarray(self._model(batch, training=False), dtype=np.float64)
-        results = []
-        for row in probabilities:
-            best = np.argsort(-row, kind="stable")[:top_k]
-            results.append([(int(i), self._names[i], float(row[i])) for i in best])
-        return results
+        return _top_k(self._model(batch, training=False), self._names, top_k)
+
+
+class FileClassifier:
+    """An exported `.tflite` (LiteRT) or `.onnx` (ONNX Runtime) file, class names from labels.txt.
+
+    The files take the preprocessed image, so the evaluation preprocessing runs here first.
+    """
+
+    def __init__(self, path):
+        from inception_keras.export.errors import ExportError
+        from inception_keras.export.formats.runners import load_runner, read_labels
+
+        self.path = path
+        try:
+            self._runner = load_runner(path)
+        except ExportError as error:  # its runtime is not installed
+            raise PredictError(f"--model {path}: {error}") from None
+        except Exception as error:  # any failure to load is a bad --model for this tool
+            raise PredictError(
+                f"--model {path}: not a classifier its runtime can load ({_first_line(error)})"
+            ) from None
+        self.max_top_k = self._runner.num_classes
+        self._names, self.note = read_labels(path), None
+        if self._names is None:
+            from inception_keras.export.class_names import resolve_class_names
+
+            self._names = resolve_class_names(None, self.max_top_k)
+            self.note = (f"note: no labels.txt beside {path}; showing the default names "
+                         f"({self._names[0]}, ...)")
+        elif len(self._names) != self.max_top_k:
+            raise PredictError(
+                f"--model {path}: the labels.txt beside it has {len(self._names)} names but the "
+                f"model has {self.max_top_k} classes"
+            )
+
+    def classify(self, images, top_k):
+        import numpy as np
+        import tensorflow as tf
+
+        from inception_keras.data.preprocessing import preprocess_for_eval
+
+        size = self._runner.image_size
+        batch = np.stack([preprocess_for_eval(tf.constant(b), size).numpy() for b in images])
+        return _top_k(self._runner(batch), self._names, top_k)
+
+
+def _top_k(probabilities, names, top_k):
+    """[(id, name, probability)] of each row's `top_k` classes, best first (ties: lower id)."""
+    import numpy as np
+
+    results = []
+    for row in np.asarray(probabilities, dtype=np.float64):
+        best = np.argsort(-row, kind="stable")[:top_k]
+        results.append([(int(i), names[i], float(row[i])) for i in best])
+    return results
 
 
 def _dense_outputs(path):
@@ -227,9 +293,12 @@ def load_classifier(path):
             )
         return SavedModelClassifier(os.path.join(path, str(max(versions))))
     if os.path.isfile(path):
+        if path.endswith(FILE_SUFFIXES):
+            return FileClassifier(path)
         if not path.endswith(".h5"):
             raise PredictError(
-                f"--model {path}: expected a SavedModel folder or a Keras weights file (.h5)"
+                f"--model {path}: expected a SavedModel folder, a Keras weights file (.h5) or an "
+                "exported .tflite / .onnx file"
             )
         return WeightsClassifier(path)
     raise PredictError(f"--model {path}: no such file or folder")
@@ -264,9 +333,13 @@ def main(argv=None):
     try:
         if args.top_k is not None and args.top_k < 1:
             raise PredictError(f"--top_k must be a positive integer; received {args.top_k}")
+        if args.benchmark_runs < 1:
+            raise PredictError(
+                f"--benchmark_runs must be a positive integer; received {args.benchmark_runs}")
         files, errors = expand_images(args.images)
         classifier = load_classifier(args.model)
-        if isinstance(classifier, WeightsClassifier) and (args.top_k or 0) > classifier.max_top_k:
+        all_classes = isinstance(classifier, (WeightsClassifier, FileClassifier))
+        if all_classes and (args.top_k or 0) > classifier.max_top_k:
             raise PredictError(
                 f"--top_k {args.top_k} is more than the model's {classifier.max_top_k} classes"
             )
@@ -278,10 +351,14 @@ def main(argv=None):
         print(f"note: the SavedModel returns its top {classifier.max_top_k} classes (its export's "
               f"top_k); showing {classifier.max_top_k}", file=sys.stderr)
         top_k = classifier.max_top_k
+    if getattr(classifier, "note", None):
+        print(classifier.note, file=sys.stderr)
     results, file_errors = classify_files(classifier, files, top_k)
     errors += file_errors
     for path, reason in errors:
         print(f"{path}: {reason}", file=sys.stderr)
+    timing = benchmark(classifier, results[0][0], args.benchmark_runs) \
+        if args.benchmark and results else None
     if args.json:
         document = {
             "model": classifier.path,
@@ -292,13 +369,33 @@ def main(argv=None):
             ],
             "errors": [{"file": path, "error": reason} for path, reason in errors],
         }
+        if timing:
+            document["benchmark"] = timing
         print(json.dumps(document, indent=2))
     else:
         for path, top in results:
             print(path)
             for class_id, name, probability in top:
                 print(f"  {probability:.4f}  {name} ({class_id})")
+        if timing:
+            print(f"benchmark: batch 1, median {timing['median_ms']:.2f} ms over "
+                  f"{timing['runs']} runs (min {timing['min_ms']:.2f} ms), {timing['file']}: "
+                  "decode, preprocess, model, top-k")
     return EXIT_FILE_ERRORS if errors else 0
+
+
+def benchmark(classifier, path, runs):
+    """Batch-1 latency of classifying the file at `path`: {file, runs, median_ms, min_ms}."""
+    image = _read_image(path)
+    for _ in range(WARMUP_RUNS):
+        classifier.classify([image], 1)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        classifier.classify([image], 1)
+        times.append((time.perf_counter() - start) * 1000)
+    return {"file": path, "batch": 1, "runs": runs, "median_ms": statistics.median(times),
+            "min_ms": min(times)}
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import json
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -123,6 +124,12 @@ def test_empty_folder_and_more_classes_than_exported(export, images, tmp_path, c
         (["--model", "{tmp}/bad.weights.h5"], "error: --model {tmp}/bad.weights.h5: not a readable"),
         (["--model", "{tmp}/other.weights.h5"], "error: --model {tmp}/other.weights.h5: not the weights"),
         (["--model", "{export}", "--top_k", "0"], "error: --top_k must be a positive integer"),
+        (["--model", "{tmp}/bad.tflite"], "error: --model {tmp}/bad.tflite: not a classifier its "
+         "runtime can load"),
+        (["--model", "{tmp}/bad.onnx"], "error: --model {tmp}/bad.onnx: not a classifier its "
+         "runtime can load"),
+        (["--model", "{export}", "--benchmark", "--benchmark_runs", "0"],
+         "error: --benchmark_runs must be a positive integer"),
     ],
 )
 def test_bad_model_or_top_k_is_one_error_line(
@@ -130,6 +137,8 @@ def test_bad_model_or_top_k_is_one_error_line(
 ):
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "bad.weights.h5").write_text("not hdf5")
+    (tmp_path / "bad.tflite").write_text("not a flatbuffer")
+    (tmp_path / "bad.onnx").write_text("not a protobuf")
     if "other.weights.h5" in arguments[1]:  # weights of a 3-class model
         tiny_two_head_model(classes=3, size=SIZE).save_weights(tmp_path / "other.weights.h5")
     arguments = [a.format(tmp=tmp_path, export=export) for a in arguments]
@@ -138,6 +147,29 @@ def test_bad_model_or_top_k_is_one_error_line(
     assert captured.out == ""
     assert captured.err.count("\n") == 1
     assert captured.err.startswith(message.format(tmp=tmp_path)), captured.err
+
+
+def test_a_file_whose_runtime_is_missing_names_the_package(tmp_path, capsys, monkeypatch):
+    (tmp_path / "model.onnx").write_text("never read")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now fails
+    assert main(["a.jpg", "--model", str(tmp_path / "model.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: --model {tmp_path}/model.onnx: running .onnx files needs "
+                          'onnxruntime, not installed: pip install -e ".[deploy]"')
+
+
+def test_benchmark_prints_the_median_batch1_latency(export, images, capsys):
+    assert main([str(images / "b.jpg"), "--model", export, "--benchmark",
+                 "--benchmark_runs", "3"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("benchmark: batch 1, median ") and " ms over 3 runs (min " in last
+    assert last.endswith(f" ms), {images / 'b.jpg'}: decode, preprocess, model, top-k")
+    assert main([str(images / "b.jpg"), "--model", export, "--benchmark", "--benchmark_runs", "2",
+                 "--json"]) == 0
+    timing = json.loads(capsys.readouterr().out)["benchmark"]
+    assert timing["runs"] == 2 and timing["batch"] == 1 and timing["file"] == str(images / "b.jpg")
+    assert 0 < timing["min_ms"] <= timing["median_ms"]
 
 
 def test_top_k_that_is_not_a_number(export, capsys):
