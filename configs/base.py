@@ -19,7 +19,7 @@ import typing
 from typing import Optional
 
 from inception_keras.choices import (  # TF-free
-    AUGMENT_POLICIES, COLOR_DISTORTIONS, STRATEGIES, WARMUPS)
+    AUGMENT_POLICIES, COLOR_DISTORTIONS, EXPORT_FORMATS, STRATEGIES, WARMUPS)
 from inception_keras.paths import resolve  # TF-free
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
@@ -134,6 +134,9 @@ class TrainConfig:
     model_dir: Optional[str] = None  # checkpoints, TensorBoard, config.json (None: runs/<name>)
     export_dir: str = "saved_models"  # SavedModel versions go to <export_dir>/<model_name>/<N>
     model_name: str = "inception_v3"
+    export_formats: str = "savedmodel"  # comma-separated: savedmodel, litert, litert_float16,
+    #                                     litert_int8, onnx (README "Deploy")
+    int8_io: bool = False  # litert_int8 takes and returns int8 instead of float32
     checkpoint_every_steps: int = 0  # also save every N steps (0: at the end of each epoch only)
     keep_checkpoints: int = 3
     log_every_steps: int = 100  # progress line and TensorBoard scalars every N steps
@@ -286,6 +289,10 @@ def _validate_training_policies(config):
     if config.watch_timeout <= 0 or config.histogram_every < 0:
         raise ConfigError("watch_timeout must be > 0 and histogram_every >= 0")
     profile_steps(config)
+    formats = [name.strip() for name in config.export_formats.split(",") if name.strip()]
+    if not formats or not set(formats) <= set(EXPORT_FORMATS):
+        raise ConfigError(f"export_formats={config.export_formats!r}: use a comma-separated "
+                          f"list of {', '.join(EXPORT_FORMATS)}")
 
 
 def profile_steps(config):

@@ -15,3 +15,6 @@ COLOR_DISTORTIONS = ("none", "slim_fast", "tpu_fast")
 
 # `inception_keras.data.augment` augments training images with each of these policies.
 AUGMENT_POLICIES = ("none", "randaugment", "augmix")
+
+# `inception_keras.export.formats` writes each of these (`export_formats`, `--formats`).
+EXPORT_FORMATS = ("savedmodel", "litert", "litert_float16", "litert_int8", "onnx")

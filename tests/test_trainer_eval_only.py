@@ -5,6 +5,7 @@ of a fine-tune run, which must score its checkpoint and not its init weights, is
 tests/test_finetune_recipe.py.)"""
 
 import json
+import os
 import shutil
 
 import pytest
@@ -45,12 +46,20 @@ def test_eval_only_scores_a_moved_run_with_ten_crops_and_writes_its_results(move
 
 
 @pytest.mark.slow
-def test_export_only_of_a_moved_run_writes_a_new_version(moved_run):
+def test_export_only_of_a_moved_run_writes_a_new_version_in_each_format(moved_run):
     code, output = run_trainer(moved_run, "--export_only", "--model_dir", "moved/run",
-                               "--export_dir", "elsewhere")
+                               "--export_dir", "elsewhere",
+                               "--set", "export_formats=savedmodel,litert")
     assert code == 0, output[-3000:]
     assert f"exported the model to {moved_run / 'elsewhere' / 'inception_v3' / '1'}" in output
     assert (moved_run / "elsewhere" / "inception_v3" / "1" / "saved_model.pb").exists()
+    files = moved_run / "elsewhere" / "inception_v3_formats" / "1"
+    assert f"exported the LiteRT/ONNX files to {files}" in output
+    assert sorted(os.listdir(files)) == ["card.json", "labels.txt", "model.tflite"]
+    card = json.loads((files / "card.json").read_text())
+    assert card["source"]["step"] == 2 and card["source"]["weights"] == "EMA weights"
+    assert card["files"]["model.tflite"]["agreement"]["top1_agreement"] >= 0.995
+    assert os.listdir(moved_run / "elsewhere" / "inception_v3") == ["1"]  # what TF Serving sees
     state = json.loads((moved_run / "moved" / "run" / "run_state.json").read_text())
     assert state["exported"]["path"] == str(moved_run / "elsewhere" / "inception_v3" / "1")
 

@@ -6,7 +6,6 @@ need images: the run's own dataset, or `--dataset`/`--data_dir` for a `.keras` f
 """
 
 import argparse
-import os
 import sys
 
 from inception_keras.export.class_names import read_class_names
@@ -16,18 +15,14 @@ from inception_keras.export.formats import (
     DEFAULT_CALIBRATION_EXAMPLES,
     DEFAULT_FORMATS,
     FORMATS,
-    SAVEDMODEL,
     dataset_format_data,
-    export_formats,
+    export_all,
     file_formats,
-    formats_base_dir,
     parse_formats,
     require_runtimes,
 )
 from inception_keras.export.formats.data import check_counts
 from inception_keras.export.formats.run_model import is_run_dir, load_run_model
-from inception_keras.export.saved_model import export_saved_model
-from inception_keras.export.versions import check_new_version, next_version
 
 
 class _Parser(argparse.ArgumentParser):
@@ -133,36 +128,15 @@ def export(args):
     model, names, dataset, data_dir, image_size, source = load_source(args)
     if args.class_names:
         names = read_class_names(args.class_names)
-    version = _version(args, wanted)
-    paths = []
-    if file_formats(wanted):  # first: the agreement bound is what most often refuses an export
-        data = dataset_format_data(
-            dataset, data_dir, image_size or _input_size(model),
-            calibration_examples=args.calibration_examples,
-            agreement_examples=args.agreement_examples,
-        )
-        folder, _ = export_formats(model, args.export_dir, model_name=args.model_name,
-                                   version=version, formats=wanted, class_names=names,
-                                   data=data, source=source, int8_io=args.int8_io)
-        paths.append(folder)
-    if SAVEDMODEL in wanted:
-        paths.append(export_saved_model(model, args.export_dir, model_name=args.model_name,
-                                        version=version, class_names=names, top_k=args.top_k))
-    return paths
-
-
-def _version(args, wanted):
-    """The version every requested kind is written as: --version, else the next free in all."""
-    bases = []
-    if SAVEDMODEL in wanted:
-        bases.append(os.path.join(args.export_dir, args.model_name))
-    if file_formats(wanted):
-        bases.append(formats_base_dir(args.export_dir, args.model_name))
-    if args.version is not None:
-        for base in bases:
-            check_new_version(base, args.version)
-        return args.version
-    return max(next_version(base) for base in bases)
+    image_size = image_size or _input_size(model)
+    written = export_all(
+        model, args.export_dir, model_name=args.model_name, formats=wanted,
+        version=args.version, class_names=names, image_size=image_size, top_k=args.top_k,
+        data=lambda: dataset_format_data(dataset, data_dir, image_size,
+                                         calibration_examples=args.calibration_examples,
+                                         agreement_examples=args.agreement_examples),
+        source=source, int8_io=args.int8_io)
+    return [written[kind] for kind in ("formats", "savedmodel") if kind in written]
 
 
 def _input_size(model):

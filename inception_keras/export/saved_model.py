@@ -1,14 +1,11 @@
 """`export_saved_model`: a Keras classifier -> `<export_dir>/<model_name>/<version>/` for TF Serving."""
 
-import os
-
-import tensorflow as tf
-
 from inception_keras.export.errors import ExportError
 from inception_keras.export.signatures import build_archive
 from inception_keras.export.spec import serving_spec
 from inception_keras.export.versions import (
     check_new_version,
+    model_base_dir,
     next_version,
     publish,
     reserve_temp_dir,
@@ -49,24 +46,9 @@ def export_saved_model(
         ExportError: the model, an argument or the destination is not usable as given.
     """
     spec = serving_spec(model, class_names=class_names, top_k=top_k, image_size=image_size)
-    base = _model_base_dir(export_dir, model_name)
+    base = model_base_dir(export_dir, model_name)
     version = next_version(base) if version is None else check_new_version(base, version)
     with reserve_temp_dir(base) as temp_dir:
         build_archive(spec).write_out(temp_dir, verbose=False)
         write_warmup_file(temp_dir, model_name, spec.image_size, warmup_images)
         return publish(temp_dir, base, version)
-
-
-def _model_base_dir(export_dir, model_name):
-    plain = isinstance(model_name, str) and model_name.strip(".") and not set("/\\") & set(model_name)
-    if not plain:
-        raise ExportError(
-            f"model_name must be a plain folder name such as 'inception_v3'; received {model_name!r}."
-        )
-    base = os.path.join(os.fspath(export_dir), model_name)
-    try:
-        tf.io.gfile.makedirs(base)
-    except (tf.errors.OpError, OSError) as error:
-        reason = getattr(error, "message", None) or str(error)
-        raise ExportError(f"cannot create the model folder {base}: {reason}") from None
-    return base

@@ -108,3 +108,19 @@ def copy_version(local_dir, final):
         target = os.path.join(final, name)
         tf.io.gfile.makedirs(os.path.dirname(target))
         tf.io.gfile.copy(os.path.join(local_dir, name), target)
+
+
+def model_base_dir(export_dir, name):
+    """`<export_dir>/<name>`, created (any tf.io.gfile filesystem); ExportError for a name that
+    is not a plain folder name or a place that cannot hold it."""
+    plain = isinstance(name, str) and name.strip(".") and not set("/\\") & set(name)
+    if not plain:
+        raise ExportError(
+            f"model_name must be a plain folder name such as 'inception_v3'; received {name!r}.")
+    base = os.path.join(os.fspath(export_dir), name)
+    try:
+        tf.io.gfile.makedirs(base)
+    except (tf.errors.OpError, OSError) as error:
+        reason = getattr(error, "message", None) or str(error)
+        raise ExportError(f"cannot create the model folder {base}: {reason}") from None
+    return base

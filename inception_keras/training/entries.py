@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from inception_keras import data, paths
 from inception_keras.export import ExportError
+from inception_keras.export.formats import parse_formats, require_runtimes
 from inception_keras.training import checkpoints, inputs, progress, reports, workers
 from inception_keras.training.actions import (
     Checkpointer, CorruptRecords, KeepBest, ProgressLog, Validator)
@@ -71,10 +72,10 @@ def _evaluate(setup, from_run, log):
     log(f"evaluating {source} on {config.dataset}'s validation split "
         f"({setup.info.num_eval_examples} images), {config.eval_crops} crop(s), "
         f"{type(setup.strategy).__name__} x{setup.replicas}, {setup.policy}")
-    trainer = Trainer(setup)
     if from_run:
-        _restore_required(trainer, "--eval_only", log)
+        trainer, _ = restored_trainer(setup, "--eval_only", log)
     else:
+        trainer = Trainer(setup)
         for line in trainer.load_init_weights(evaluating=True):
             log(line)
     results = trainer.evaluate(_evaluation_input(setup))
@@ -101,9 +102,17 @@ def export_run(config, log=default_log):
     setup = setup_run(config, export_only=True)
     with _user_errors(setup.strategy):
         paths.check_writable_dir(setup.config.export_dir, "--export_dir")
-        trainer = Trainer(setup)
-        _restore_required(trainer, "--export_only", log)
+        require_runtimes(parse_formats(config.export_formats))
+        trainer, _ = restored_trainer(setup, "--export_only", log)
         _export(trainer, RunRecord(setup.config.model_dir), log)
+
+
+def restored_trainer(setup, entry, log):
+    """(the `Trainer` of a run holding its newest checkpoint, that checkpoint's path);
+    TrainerError if it has none. What --export_only, --eval_only and `python -m
+    inception_keras.export --model RUN` use."""
+    trainer = Trainer(setup)
+    return trainer, _restore_required(trainer, entry, log)
 
 
 # ----------------------------------------------------------------------------------- training
@@ -225,8 +234,12 @@ def _preemptible_evaluation(trainer, dataset, watch, step):
 
 
 def _export(trainer, record, log):
-    path = trainer.export()
-    log(f"exported the model to {path}")
+    written = trainer.export(log=log)
+    if "formats" in written:
+        log(f"exported the LiteRT/ONNX files to {written['formats']}")
+    path = written.get("savedmodel", written.get("formats"))
+    if "savedmodel" in written:
+        log(f"exported the model to {path}")
     record.update(exported={"step": trainer.step, "path": path})
     return path
 
@@ -235,11 +248,13 @@ def _export(trainer, record, log):
 
 
 def _check_outputs(setup, log):
-    """Every folder a run writes is writable before the first step (TrainerError naming it)."""
+    """Every folder a run writes is writable, and every export format's converter and runtime
+    installed, before the first step (TrainerError naming what is missing)."""
     config = setup.config
     paths.check_writable_dir(config.model_dir, "--model_dir")
     if setup.is_chief:
         paths.check_writable_dir(config.export_dir, "--export_dir")
+        require_runtimes(parse_formats(config.export_formats))
     if isinstance(setup.strategy, tf.distribute.TPUStrategy) and not paths.is_url(
             config.model_dir):
         log(f"note: --model_dir {config.model_dir} is this VM's disk, which a preempted TPU VM "
@@ -275,6 +290,7 @@ def _restore_required(trainer, entry, log):
     if restored is None:
         raise TrainerError(f"{entry}: no checkpoint in {trainer.checkpoint_dir}; train first")
     log(f"restored {restored} (step {trainer.step})")
+    return restored
 
 
 def _tensorboard_dir(config):

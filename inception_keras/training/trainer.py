@@ -16,7 +16,8 @@ evaluate, export) share `restore`, `evaluate` and `export` here.
 import keras
 import tensorflow as tf
 
-from inception_keras.export import ExportError, export_saved_model
+from inception_keras.export import ExportError
+from inception_keras.export.formats import dataset_format_data, export_all, parse_formats
 from inception_keras.models.inception_v3 import build_inception_v3
 from inception_keras.training import checkpoints, optimizers, regularization, transfer
 from inception_keras.training.ema import ExponentialMovingAverage, ema_weights
@@ -218,14 +219,22 @@ class Trainer:
             serving.set_weights(self.model.get_weights())
         return serving
 
-    def export(self):
-        """A new SavedModel version of `serving_model()` under export_dir; its path."""
-        config = self.config
+    def export(self, log=print):
+        """The `export_formats` of `serving_model()` under one new version number (the
+        SavedModel in `export_dir/<model_name>/`, LiteRT/ONNX files in
+        `export_dir/<model_name>_formats/`, checked against it on the run's validation images);
+        {"savedmodel": path, "formats": path} of what was written."""
+        config, info = self.config, self.setup.info
+        formats = parse_formats(config.export_formats)
         try:
-            return export_saved_model(self.serving_model(), config.export_dir,
-                                      model_name=config.model_name,
-                                      class_names=list(self.setup.info.class_names),
-                                      image_size=config.image_size)
+            return export_all(
+                self.serving_model(), config.export_dir, model_name=config.model_name,
+                formats=formats, class_names=list(info.class_names),
+                image_size=config.image_size, int8_io=config.int8_io, log=log,
+                data=lambda: dataset_format_data(config.dataset, config.data_dir,
+                                                 config.image_size),
+                source={"model_dir": config.model_dir, "step": self.step,
+                        "weights": self.weights_name})
         except ExportError as error:
             raise TrainerError(
                 f"export failed ({error}); the checkpoints in {config.model_dir} are kept: fix it "

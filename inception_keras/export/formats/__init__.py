@@ -24,7 +24,8 @@ from inception_keras.export.formats.data import (
     dataset_format_data,
 )
 from inception_keras.export.formats.deploy_model import deploy_model
-from inception_keras.export.formats.export import FORMATS_SUFFIX, export_formats, formats_base_dir
+from inception_keras.export.formats.export import (
+    FORMATS_SUFFIX, export_all, export_formats, formats_base_dir)
 from inception_keras.export.formats.litert import LiteRTRunner
 from inception_keras.export.formats.names import (
     DEFAULT_FORMATS,
@@ -62,6 +63,7 @@ __all__ = [
     "array_format_data",
     "dataset_format_data",
     "deploy_model",
+    "export_all",
     "export_formats",
     "file_formats",
     "formats_base_dir",

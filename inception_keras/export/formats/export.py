@@ -19,39 +19,60 @@ import tempfile
 import tensorflow as tf
 
 from inception_keras.export.errors import ExportError
+from inception_keras.export.saved_model import export_saved_model
 from inception_keras.export.formats import card as card_lib
 from inception_keras.export.formats.agreement import below_bound, measure_agreement
 from inception_keras.export.formats.deploy_model import deploy_model, probabilities_function
 from inception_keras.export.formats.litert import LiteRTRunner, convert_litert, \
     write_converter_source
-from inception_keras.export.formats.names import LITERT_INT8, ONNX, file_formats
+from inception_keras.export.formats.names import (
+    LITERT_INT8, ONNX, SAVEDMODEL, file_formats, parse_formats)
 from inception_keras.export.formats.onnx_format import OnnxRunner, convert_onnx, file_opset
 from inception_keras.export.formats.runtimes import package_versions, require_runtimes
-from inception_keras.export.versions import check_new_version, next_version, publish, \
-    reserve_temp_dir
+from inception_keras.export.versions import (
+    check_new_version, model_base_dir, next_version, publish, reserve_temp_dir)
 
 FORMATS_SUFFIX = "_formats"
 
 
 def formats_base_dir(export_dir, model_name):
     """`<export_dir>/<model_name>_formats`, created; ExportError for a name or place it can't use."""
-    plain = isinstance(model_name, str) and model_name.strip(".") and not set("/\\") & set(model_name)
-    if not plain:
-        raise ExportError(
-            f"model_name must be a plain folder name such as 'inception_v3'; received {model_name!r}."
-        )
-    export_dir = os.fspath(export_dir)
-    if "://" in export_dir:
-        raise ExportError(
-            f"export_dir must be a local folder (the version is renamed into place atomically, "
-            f"which object stores cannot do); received {export_dir!r}. Export locally, then copy."
-        )
-    base = os.path.join(export_dir, model_name + FORMATS_SUFFIX)
-    try:
-        os.makedirs(base, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise ExportError(f"cannot create the formats folder {base}: a file is in the way.") from None
-    return base
+    return model_base_dir(export_dir, f"{model_name}{FORMATS_SUFFIX}")
+
+
+def export_all(model, export_dir="saved_models", *, model_name="inception_v3", formats,
+               version=None, class_names=None, image_size=None, top_k=5, data=None, source=None,
+               int8_io=False, log=print):
+    """Every format of `formats` under ONE version number: the file formats first (their
+    agreement bound is what most often refuses an export), then the SavedModel; returns the
+    folders written ({format kind: path}: "formats" and/or "savedmodel").
+
+    `data`: a FormatData, or a callable returning one (built only when a file format needs it).
+    `version`: None takes the next number free in every base folder written to. The trainer's
+    export and `python -m inception_keras.export` both go through here.
+    """
+    wanted = parse_formats(formats)
+    require_runtimes(wanted)
+    files = file_formats(wanted)
+    bases = ([formats_base_dir(export_dir, model_name)] if files else []) + (
+        [model_base_dir(export_dir, model_name)] if SAVEDMODEL in wanted else [])
+    if version is None:
+        version = max(next_version(base) for base in bases)
+    else:
+        for base in bases:
+            check_new_version(base, version)
+    written = {}
+    if files:
+        data = data() if callable(data) else data
+        written["formats"], _ = export_formats(
+            model, export_dir, model_name=model_name, version=version, formats=wanted,
+            class_names=class_names, image_size=image_size, data=data, source=source,
+            int8_io=int8_io, log=log)
+    if SAVEDMODEL in wanted:
+        written["savedmodel"] = export_saved_model(
+            model, export_dir, model_name=model_name, version=version, class_names=class_names,
+            top_k=top_k, image_size=image_size)
+    return written
 
 
 def export_formats(model, export_dir="saved_models", *, model_name="inception_v3", version=None,

@@ -7,14 +7,11 @@ in [-1, 1]) and return class probabilities.
 
 import dataclasses
 
+from inception_keras.choices import EXPORT_FORMATS
 from inception_keras.export.errors import ExportError
 
-SAVEDMODEL = "savedmodel"
-LITERT = "litert"
-LITERT_FLOAT16 = "litert_float16"
-LITERT_INT8 = "litert_int8"
-ONNX = "onnx"
-FORMATS = (SAVEDMODEL, LITERT, LITERT_FLOAT16, LITERT_INT8, ONNX)
+FORMATS = EXPORT_FORMATS  # defined once, TF-free, for configs/ too
+SAVEDMODEL, LITERT, LITERT_FLOAT16, LITERT_INT8, ONNX = FORMATS
 DEFAULT_FORMATS = (SAVEDMODEL,)
 
 
