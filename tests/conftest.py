@@ -56,12 +56,18 @@ import tensorflow as tf  # noqa: E402
 LONGEST_FILES_FIRST = (
     "test_trainer_mirrored.py",
     "test_trainer_main_job.py",
-    "test_recipe_matrix.py",
-    "test_trainer_eval_only.py",
-    "test_finetune_recipe.py",
-    "test_model.py",
     "test_trainer_multi_worker.py",
+    "test_recipe_matrix.py",
+    "test_export_formats.py",
+    "test_trainer_eval_only.py",
+    "test_trainer_preemption.py",
+    "test_export_formats_full_size.py",
+    "test_trainer_watch_and_best.py",
+    "test_train_step_mirrored.py",
+    "test_trainer_gfile.py",
+    "test_finetune_recipe.py",
     "test_data_tfds_prepare.py",
+    "test_model.py",
 )
 
 
