@@ -43,7 +43,7 @@ import tensorflow as tf
 from inception_keras.choices import AUGMENT_POLICIES
 from inception_keras.data.errors import DataError, check_number
 from inception_keras.data.image_ops import OPS, apply_op, paste_patch
-from inception_keras.data.seeds import AUGMENT_STREAM, element_seeds
+from inception_keras.data.seeds import AUGMENT_STREAM, map_with_seeds
 
 MAX_MAGNITUDE = 10.0
 AUGMIX_WIDTH = 3
@@ -203,6 +203,4 @@ def augment_examples(examples, augmentation, seed, *, deterministic):
         image, label = example
         return augment_image(image, example_seed, augmentation), label
 
-    return tf.data.Dataset.zip((examples, element_seeds(seed, AUGMENT_STREAM))).map(
-        augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
-    )
+    return map_with_seeds(examples, augment, seed, AUGMENT_STREAM, deterministic=deterministic)

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from inception_keras.data.errors import check_number
 from inception_keras.data.image_ops import paste_patch
-from inception_keras.data.seeds import MIX_STREAM, element_seeds
+from inception_keras.data.seeds import MIX_STREAM, map_with_seeds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +133,4 @@ def mix_batches(batches, mixing, num_classes, seed, *, deterministic):
         images, class_ids = batch
         return mix_batch(images, class_ids, batch_seed, mixing, num_classes)
 
-    return tf.data.Dataset.zip((batches, element_seeds(seed, MIX_STREAM))).map(
-        mix, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
-    )
+    return map_with_seeds(batches, mix, seed, MIX_STREAM, deterministic=deterministic)

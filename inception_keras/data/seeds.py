@@ -24,3 +24,10 @@ def element_seeds(seed, stream=CROP_STREAM):
     if stream is None:
         return seeds
     return seeds.map(lambda pair: tf.random.experimental.stateless_fold_in(pair, stream))
+
+
+def map_with_seeds(dataset, fn, seed, stream, *, deterministic):
+    """`dataset.map(lambda element: fn(element, element_seed))` in parallel, each element with
+    its own seed of `stream`; the order is the input order when `deterministic`."""
+    return tf.data.Dataset.zip((dataset, element_seeds(seed, stream))).map(
+        fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
