@@ -72,3 +72,23 @@ def test_train_resume_evaluate_and_export_on_a_gfile_filesystem(restore_dtype_po
     served = tf.saved_model.load(version).signatures["predict_images"]
     probabilities = served(images=tf.zeros([1, 75, 75, 3]))["probabilities"]
     assert probabilities.shape == (1, 10)
+
+
+@pytest.mark.slow
+def test_export_cli_reads_a_ram_model_and_class_names_and_writes_a_ram_version(
+        tiny_two_head_model):
+    from inception_keras.export.__main__ import main as export_main
+
+    model = tiny_two_head_model(classes=3, size=32)
+    keras.saving.save_model(model, "ram://gfile_cli/model.keras")
+    with tf.io.gfile.GFile("ram://gfile_cli/names.txt", "w") as file:
+        file.write("cat\ndog\nfox\n")
+    code = export_main(["--model", "ram://gfile_cli/model.keras", "--export_dir",
+                        "ram://gfile_cli/exports", "--class_names", "ram://gfile_cli/names.txt"])
+    assert code == 0
+    version = "ram://gfile_cli/exports/inception_v3/1"
+    assert tf.io.gfile.exists(f"{version}/saved_model.pb")
+    serve = tf.saved_model.load(version).signatures["serving_default"]
+    jpeg = tf.io.encode_jpeg(tf.zeros([40, 40, 3], tf.uint8))
+    names = serve(image_bytes=tf.stack([jpeg]))["class_names"].numpy()[0]
+    assert sorted(n.decode() for n in names) == ["cat", "dog", "fox"]

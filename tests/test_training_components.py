@@ -156,3 +156,31 @@ def test_fused_batch_norm_inception_has_the_same_weights_and_inference():
     fused.set_weights(plain.get_weights())
     x = tf.random.stateless_uniform((2, 75, 75, 3), seed=(1, 2), minval=-1, maxval=1)
     np.testing.assert_allclose(plain(x)["predictions"], fused(x)["predictions"], atol=1e-5)
+
+
+@pytest.mark.parametrize("policy, dtype", [("mixed_bfloat16", tf.bfloat16),
+                                           ("mixed_float16", tf.float16),
+                                           ("float32", tf.float32)])
+def test_the_trainers_input_crosses_to_the_device_in_the_compute_dtype(policy, dtype):
+    """Images leave the pipeline in the policy's compute dtype (cast after augmentation: half
+    the host-to-device bytes under mixed precision); labels are class ids, or soft targets when
+    MixUp mixes them (smoothed there, once)."""
+    from inception_keras.data import dataset_info
+    from inception_keras.training import inputs
+
+    config = get_config("smoke").replace(dataset="synthetic", image_size=32, global_batch_size=4,
+                                         augment="randaugment", random_erasing=0.5)
+    info = dataset_info("synthetic")
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(policy)
+    try:
+        train = inputs.input_fn(config, info, split="train", is_training=True)(None)
+        evaluation = inputs.input_fn(config, info, split="validation", is_training=False)(None)
+        mixed = inputs.input_fn(config.replace(mixup_alpha=0.2), info, split="train",
+                                is_training=True)(None)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+    images, labels = train.element_spec
+    assert images.dtype == dtype and labels.dtype == tf.int32 and labels.shape.rank == 1
+    assert evaluation.element_spec[0].dtype == dtype and evaluation.element_spec[1].dtype == tf.int32
+    assert mixed.element_spec[1].dtype == tf.float32 and mixed.element_spec[1].shape.rank == 2

@@ -1,6 +1,6 @@
 """Class names baked into the `serving_default` signature."""
 
-import os
+import tensorflow as tf
 
 from inception_keras.data.errors import DataError
 from inception_keras.data.folder import folder_class_names
@@ -33,20 +33,21 @@ def resolve_class_names(class_names, num_classes):
 
 
 def read_class_names(path):
-    """Class names from a text file (one per line) or the training image folder.
+    """Class names from a text file (one per line) or the training image folder, local or on
+    any tf.io.gfile filesystem.
 
     A folder's names are those the data layer trains with (`folder_class_names`: the sorted
     class subfolders of `path`, or of `path/train` in the split layout).
     """
-    if os.path.isdir(path):
+    if tf.io.gfile.isdir(path):
         try:
             return list(folder_class_names(path))
         except DataError as error:
             raise ExportError(f"class names: {error}") from None
-    if not os.path.isfile(path):
+    if not tf.io.gfile.exists(path):
         raise ExportError(f"class names: {path} is neither a text file nor an image folder.")
-    with open(path, encoding="utf-8") as file:
-        names = [line.strip() for line in file if line.strip()]
+    with tf.io.gfile.GFile(path) as file:
+        names = [line.strip() for line in file.read().splitlines() if line.strip()]
     if not names:
         raise ExportError(f"class names: {path} holds no class names.")
     return names
