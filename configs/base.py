@@ -240,9 +240,11 @@ class TrainConfig:
             if not low <= getattr(self, key) <= high:
                 raise ConfigError(f"{key} must be in [{low:g}, {high:g}], got "
                                   f"{getattr(self, key)}")
-        if self.mixup_alpha < 0 or self.cutmix_alpha < 0 or self.augment_layers < 1:
-            raise ConfigError("mixup_alpha and cutmix_alpha must be >= 0 (0: off) and "
-                              "augment_layers >= 1")
+        for key in ("mixup_alpha", "cutmix_alpha"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0 (0: off), got {getattr(self, key)}")
+        if self.augment_layers < 1:
+            raise ConfigError(f"augment_layers must be >= 1, got {self.augment_layers}")
         if self.color_distortion not in COLOR_DISTORTIONS:
             raise ConfigError(f"unknown color_distortion {self.color_distortion!r}: use one of "
                               f"{', '.join(COLOR_DISTORTIONS)}")
@@ -273,8 +275,12 @@ def _validate_training_policies(config):
         _choice(config, key, choices)
     if config.lr_schedule == "cosine" and config.warmup == "tpu_reference":
         raise ConfigError("lr_schedule=cosine takes warmup=linear or none")
-    if config.decoupled_weight_decay < 0 or config.head_lr_multiplier <= 0:
-        raise ConfigError("decoupled_weight_decay must be >= 0 and head_lr_multiplier > 0")
+    for key, low in (("decoupled_weight_decay", 0.0), ("histogram_every", 0)):
+        if getattr(config, key) < low:
+            raise ConfigError(f"{key} must be >= {low:g}, got {getattr(config, key)}")
+    for key in ("head_lr_multiplier", "watch_timeout"):
+        if getattr(config, key) <= 0:
+            raise ConfigError(f"{key} must be > 0, got {getattr(config, key)}")
     if config.optimizer == "adamw" and not config.decoupled_weight_decay:
         raise ConfigError("optimizer=adamw is Adam with decoupled weight decay: set "
                           "--set decoupled_weight_decay=0.05 (for example)")
@@ -286,8 +292,6 @@ def _validate_training_policies(config):
         raise ConfigError("export=best needs a best checkpoint: --set keep_best=val_top1")
     if config.keep_best != "none" and not config.eval_every_epochs:
         raise ConfigError("keep_best needs validations during training: eval_every_epochs >= 1")
-    if config.watch_timeout <= 0 or config.histogram_every < 0:
-        raise ConfigError("watch_timeout must be > 0 and histogram_every >= 0")
     profile_steps(config)
     formats = [name.strip() for name in config.export_formats.split(",") if name.strip()]
     if not formats or not set(formats) <= set(EXPORT_FORMATS):

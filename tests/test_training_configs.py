@@ -1,5 +1,7 @@
 """Recipes, `--set` overrides and resume-conflict rules (no TensorFlow needed, fast)."""
 
+import re
+
 import pytest
 
 import configs
@@ -94,3 +96,26 @@ def test_the_tfjob_example_runs_a_valid_multi_worker_command():
     assert "restartPolicy: ExitCode" in text  # Kubeflow retries 128-255, fails 1-127
     assert 128 <= errors.EXIT_PEER_LOST <= 255 and 128 <= errors.EXIT_PREEMPTED <= 255
     assert errors.EXIT_USER_ERROR < 128 and errors.EXIT_NON_FINITE < 128
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("export_formats=tflite", "export_formats='tflite': use a comma-separated list of savedmodel"),
+    ("keep_best=val_top5", "unknown keep_best 'val_top5'"),
+    ("export=best", "export=best needs a best checkpoint: --set keep_best=val_top1"),
+    ("profile_steps=5", "expected A,B"),
+    ("profile_steps=9,3", "need 1 <= A <= B"),
+    ("lr_schedule=linear", "unknown lr_schedule 'linear'"),
+    ("optimizer=adamw", "set --set decoupled_weight_decay"),
+    ("no_decay_on=gamma", "no_decay_on='gamma'"),
+    ("max_call_seconds=0", "max_call_seconds must be > 0"),
+    ("augment=autoaugment", "unknown augment 'autoaugment'"),
+    ("mixup_alpha=-1", "mixup_alpha must be >= 0"),
+    ("augment_magnitude=11", "augment_magnitude must be in [0, 10]"),
+    ("histogram_every=-2", "histogram_every must be >= 0"),
+    ("head_lr_multiplier=0", "head_lr_multiplier must be > 0"),
+])
+def test_each_new_key_refuses_a_wrong_value_with_one_line(assignment, message):
+    from configs import ConfigError, apply_overrides, get_config
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        apply_overrides(get_config("smoke"), [assignment]).validate()
