@@ -266,7 +266,7 @@ SCRIPT = textwrap.dedent("""
     evaluation = inputs.distributed_dataset(setup, split="validation", is_training=False)
     exact = trainer.evaluate(evaluation)
     export = trainer.export()
-    served = tf.saved_model.load(export).signatures["predict_images"]
+    served = tf.saved_model.load(export["savedmodel"]).signatures["predict_images"]
     fn = inputs.input_fn(config.replace(global_batch_size=50), setup.info, split="validation",
                          is_training=False, dtype="float32")
     predicted, truth = [], []

@@ -5,7 +5,7 @@
     trainer.restore()                           # the newest readable checkpoint, or None
     stats = trainer.train(iterator, 10)         # 10 steps in one compiled call
     results = trainer.evaluate(validation)      # with the EMA weights when the run has EMA
-    path = trainer.export()                     # a SavedModel version of those weights
+    paths = trainer.export()                    # {"savedmodel": the new version, "formats": ...}
 
 The trainer owns the compiled step functions (`inception_keras.training.steps`) and rebuilds
 every one of them in one place (`set_trainable`). The training loop and its policies (checkpoint,
