@@ -119,3 +119,19 @@ def test_each_new_key_refuses_a_wrong_value_with_one_line(assignment, message):
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         apply_overrides(get_config("smoke"), [assignment]).validate()
+
+
+def test_the_run_summary_says_what_augmentation_runs():
+    from inception_keras.training.reports import augmentation_text
+
+    assert augmentation_text(configs.get_config("finetune")) == "crop and flip"
+    assert augmentation_text(configs.get_config("tpu")) == "crop and flip, colour distortion tpu_fast"
+    everything = apply_overrides(configs.get_config("smoke"), [
+        "augment=randaugment", "augment_layers=3", "augment_magnitude=7", "random_erasing=0.25",
+        "mixup_alpha=0.2", "cutmix_alpha=1"])
+    assert augmentation_text(everything) == (
+        "crop and flip, randaugment (3 ops at magnitude 7), random erasing 0.25, mixup alpha 0.2, "
+        "cutmix alpha 1")
+    assert augmentation_text(apply_overrides(everything, ["augment=augmix", "random_erasing=0",
+                                                          "mixup_alpha=0", "cutmix_alpha=0"])) == (
+        "crop and flip, augmix (magnitude 7)")

@@ -44,9 +44,27 @@ def summary_lines(setup):
         f"aux {config.include_aux}, {ema_text}, weight decay {config.weight_decay:g} (L2)"
         + (f", decoupled {config.decoupled_weight_decay:g} (not on {config.no_decay_on})"
            if config.decoupled_weight_decay else ""),
+        f"augment     {augmentation_text(config)}",
         f"model_dir   {config.model_dir}",
         f"export_dir  {config.export_dir}",
     ]
+
+
+def augmentation_text(config):
+    """What the input pipeline does to training images beyond the random crop and flip."""
+    parts = [f"colour distortion {config.color_distortion}"] if (
+        config.color_distortion != "none") else []
+    if config.augment == "randaugment":
+        parts.append(f"randaugment ({config.augment_layers} ops at magnitude "
+                     f"{config.augment_magnitude:g})")
+    elif config.augment == "augmix":
+        parts.append(f"augmix (magnitude {config.augment_magnitude:g})")
+    if config.random_erasing:
+        parts.append(f"random erasing {config.random_erasing:g}")
+    for name, alpha in (("mixup", config.mixup_alpha), ("cutmix", config.cutmix_alpha)):
+        if alpha:
+            parts.append(f"{name} alpha {alpha:g}")
+    return "crop and flip" + "".join(f", {part}" for part in parts)
 
 
 def network_line(model, image_size):
