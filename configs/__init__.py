@@ -1,6 +1,6 @@
 """Training recipes as Python data: `get_config(name_or_path)` returns a `TrainConfig`.
 
-Recipes: smoke, paper, tpu, gpu, finetune (one module each, with a `get_config()` function).
+Recipes: smoke, paper, tpu, gpu, finetune, finetune_augmented (one module each, with a `get_config()` function).
 `--config` also accepts a path to any .py file defining `get_config()` that returns a
 `TrainConfig`.
 """
@@ -11,7 +11,7 @@ import os
 
 from configs.base import ConfigError, TrainConfig, apply_overrides, describe_fields
 
-RECIPES = ("smoke", "paper", "tpu", "gpu", "finetune")
+RECIPES = ("smoke", "paper", "tpu", "gpu", "finetune", "finetune_augmented")
 
 __all__ = ["RECIPES", "ConfigError", "TrainConfig", "apply_overrides", "describe_fields",
            "get_config"]
@@ -34,7 +34,7 @@ def _load_file(path):
 
 
 def get_config(name_or_path):
-    """A recipe by name (`smoke`, `paper`, `tpu`, `gpu`) or from a .py file's `get_config()`."""
+    """A recipe by name (one of `RECIPES`) or from a .py file's `get_config()`."""
     if name_or_path.endswith(".py") or os.sep in name_or_path:
         config = _load_file(name_or_path)
     elif name_or_path in RECIPES:

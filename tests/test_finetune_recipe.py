@@ -94,9 +94,9 @@ def changed_layers(before, after):
             if any(not np.array_equal(a, b) for a, b in zip(before[name], after[name]))}
 
 
-def run_finetune(tmp_path, *args, epochs=2):
-    """The finetune recipe shrunk, from the working directory `tmp_path` (./run, ./exports)."""
-    return run_trainer(tmp_path, "--config", "finetune", "--strategy", "cpu",
+def run_finetune(tmp_path, *args, epochs=2, recipe="finetune"):
+    """The recipe shrunk, from the working directory `tmp_path` (./run, ./exports)."""
+    return run_trainer(tmp_path, "--config", recipe, "--strategy", "cpu",
                        "--precision", "float32", "--model_dir", "run", "--export_dir", "exports",
                        "--epochs", str(epochs), "--steps_per_epoch", "2", "--batch_size", "4",
                        "--set", f"image_size={SIZE}", "--set", f"depth_multiplier={DEPTH}",
@@ -176,3 +176,25 @@ def test_tiny_finetune_resumes_exports_the_folders_classes_and_keeps_frozen_laye
     assert f"restored {final} (step 4)" in evaluated
     final_line = [line for line in second.splitlines() if line.startswith("final evaluation")]
     assert final_line and final_line[0] in evaluated  # the same weights on the same images
+
+
+@pytest.mark.slow
+def test_the_augmented_recipe_trains_both_phases_with_its_policy_to_an_export(
+        tmp_path, write_image_folder):
+    """`finetune_augmented` is `finetune` plus its policy (the recipe matrix's case for it): the
+    run says which augmentation runs, trains through the phase switch and exports."""
+    from inception_keras.training.reports import augmentation_text
+
+    write_image_folder(tmp_path / "photos", CLASSES, 6, 2)
+    tiny_model(len(CLASSES)).save_weights(str(tmp_path / "init.weights.h5"))
+    recipe = configs.get_config("finetune_augmented")
+    policy = augmentation_text(recipe)
+    assert policy != augmentation_text(configs.get_config("finetune"))
+    code, output = run_finetune(tmp_path, "--dataset", "folder:photos", "--set",
+                                "init_weights=init.weights.h5", recipe="finetune_augmented")
+    assert code == 0, output[-4000:]
+    assert "Traceback" not in output
+    assert f"augment     {policy}" in output
+    assert "trainable from head" in output and f"trainable from {recipe.trainable_from}" in output
+    assert validated_epochs(output) == [1, 2]
+    assert (tmp_path / "exports" / recipe.model_name / "1" / "saved_model.pb").exists()

@@ -8,9 +8,10 @@ recipe under mixed_float16, `tpu`'s epoch length with steps_per_execution 100).
 
 Each run pairs a recipe with a dataset kind, so every recipe and every kind runs once:
 `paper` on ImageNet TFRecord shards, `gpu` on an image folder, `tpu` on synthetic data. The other
-two recipes and kinds run elsewhere, the same way, to their exports: `smoke` (recipe and dataset)
+recipes and kinds run elsewhere, the same way, to their exports: `smoke` (recipe and dataset)
 is the README main job itself (tests/test_trainer_main_job.py, 4 epochs at full size); `finetune`
-on a folder, 2 epochs with a resume between them (tests/test_finetune_recipe.py); TFDS is
+on a folder, 2 epochs with a resume between them, and `finetune_augmented` on a folder, 2 epochs
+(tests/test_finetune_recipe.py); TFDS is
 prepared for real and trained on in tests/test_data_tfds_prepare.py.
 """
 
@@ -65,7 +66,8 @@ def write_tfrecords(root):
 
 # recipe -> the dataset kind it runs on (see the module docstring for the other two of each)
 RUNS = {"paper": "imagenet_tfrecord", "gpu": "folder", "tpu": "synthetic"}
-ELSEWHERE = {"smoke": "test_trainer_main_job.py", "finetune": "test_finetune_recipe.py"}
+ELSEWHERE = {"smoke": "test_trainer_main_job.py", "finetune": "test_finetune_recipe.py",
+             "finetune_augmented": "test_finetune_recipe.py"}
 
 
 def test_every_recipe_and_dataset_kind_has_a_run():

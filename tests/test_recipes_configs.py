@@ -23,16 +23,19 @@ OPTIMIZER_KNOBS = {
 
 
 def keywords_of(name, monkeypatch):
-    """The keyword arguments a recipe's get_config() passes to TrainConfig."""
-    module = importlib.import_module(f"configs.{name}")
+    """The keyword arguments a recipe's get_config() passes to TrainConfig; for a recipe made
+    from another (`finetune_augmented` is `finetune(...).replace(...)`), that one's."""
     seen = {}
 
     def recording(**kwargs):
         seen.update(kwargs)
         return TrainConfig(**kwargs)
 
-    monkeypatch.setattr(module, "TrainConfig", recording)
-    module.get_config()
+    for recipe in configs.RECIPES:
+        module = importlib.import_module(f"configs.{recipe}")
+        if hasattr(module, "TrainConfig"):
+            monkeypatch.setattr(module, "TrainConfig", recording)
+    importlib.import_module(f"configs.{name}").get_config()
     return seen
 
 

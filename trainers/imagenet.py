@@ -37,6 +37,7 @@ recipes (--config): {', '.join(RECIPES)}; or a path to a .py file defining get_c
   tpu    the Cloud TPU reference: batch 1024, bfloat16, EMA, weight decay, ~170 epochs
   gpu    8-GPU recipe with mixed_float16
   finetune  your own photos (--dataset folder:PATH) from Keras' ImageNet weights
+  finetune_augmented  finetune plus MixUp: for few photos per class, or unlike the served ones
 every config key can be changed with --set key=value (list them with --help_config), e.g.
   --set image_size=128 --set depth_multiplier=0.5 --set ema_momentum=none
 outputs: checkpoints, TensorBoard logs and config.json under --model_dir (default runs/<config>);
