@@ -81,7 +81,8 @@ def parse_args(argv=None):
         help="few-shot case: steps per epoch (batch 32; the recipes' epochs stay in proportion)")
     add("--shift_copies", type=int, default=4,
         help="few-shot case: shifted versions of each held-out image (4: 1,000 images)")
-    add("--seeds", type=int, default=5, help="few-shot case: seeds (a new sample and pretrain run each)")
+    add("--seeds", type=int, default=5,
+        help="few-shot case: seeds (a new sample and pretrain run each)")
     add("--plus_set", action="append", default=[], metavar="KEY=VALUE",
         help="few-shot case: override finetune_augmented (repeatable), to try another "
              "policy")

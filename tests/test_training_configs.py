@@ -125,7 +125,8 @@ def test_the_run_summary_says_what_augmentation_runs():
     from inception_keras.training.reports import augmentation_text
 
     assert augmentation_text(configs.get_config("finetune")) == "crop and flip"
-    assert augmentation_text(configs.get_config("tpu")) == "crop and flip, colour distortion tpu_fast"
+    tpu = configs.get_config("tpu")
+    assert augmentation_text(tpu) == "crop and flip, colour distortion tpu_fast"
     everything = apply_overrides(configs.get_config("smoke"), [
         "augment=randaugment", "augment_layers=3", "augment_magnitude=7", "random_erasing=0.25",
         "mixup_alpha=0.2", "cutmix_alpha=1"])
