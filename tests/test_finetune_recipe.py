@@ -75,6 +75,21 @@ def tiny_model(classes):
                               include_aux=config.include_aux, depth_multiplier=DEPTH)
 
 
+def saved_init_weights(path, classes):
+    """A tiny model's weights file whose batch norm is not Keras' fresh one (gamma 1, beta 0,
+    mean 0, variance 1), so that a file that did not load shows."""
+    import keras
+
+    model = tiny_model(classes)
+    rng = np.random.default_rng(3)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            for weight in layer.weights:
+                weight.assign(rng.uniform(0.8, 1.2, weight.shape).astype("float32"))
+    model.save_weights(str(path))
+    return str(path)
+
+
 def weights_by_layer(model):
     return {layer.name: [w.numpy() for w in layer.weights] for layer in model.layers
             if layer.weights}
@@ -127,8 +142,7 @@ def test_tiny_finetune_resumes_exports_the_folders_classes_and_keeps_frozen_laye
     from inception_keras.training.transfer import set_trainable_from
 
     photos = write_image_folder(tmp_path / "photos", CLASSES, 6, 2)
-    init_file = str(tmp_path / "init.weights.h5")
-    tiny_model(SOURCE_CLASSES).save_weights(init_file)  # random, another number of classes
+    init_file = saved_init_weights(tmp_path / "init.weights.h5", SOURCE_CLASSES)  # other classes
     trainable_from = configs.get_config("finetune").trainable_from
     command = ["--dataset", "folder:photos", "--set", "init_weights=init.weights.h5"]  # relative
 
@@ -186,7 +200,7 @@ def test_the_augmented_recipe_trains_both_phases_with_its_policy_to_an_export(
     from inception_keras.training.reports import augmentation_text
 
     write_image_folder(tmp_path / "photos", CLASSES, 6, 2)
-    tiny_model(len(CLASSES)).save_weights(str(tmp_path / "init.weights.h5"))
+    saved_init_weights(tmp_path / "init.weights.h5", len(CLASSES))  # the same classes
     recipe = configs.get_config("finetune_augmented")
     policy = augmentation_text(recipe)
     assert policy != augmentation_text(configs.get_config("finetune"))

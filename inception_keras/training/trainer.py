@@ -160,8 +160,12 @@ class Trainer:
         """Loads `init_weights` (the start of a fresh run, or what an evaluation without a run
         scores); returns the report's lines. An evaluation refuses a classifier of another size."""
         config = self.config
+        # Into the network with Keras' own layers, then layer by layer into the trainer's: a
+        # `.weights.h5` file addresses its variables by layer class, and the trainer's batch
+        # norm is another class (fused or synchronized), whose variables it would not find.
+        plain = build_model(config, self.setup.info.num_classes, logits=True)
         try:
-            report = transfer.load_init_weights(self.model, config.init_weights,
+            report = transfer.load_init_weights(plain, config.init_weights,
                                                 include_aux=config.include_aux)
         except ValueError as error:
             hint = (" (--eval_only builds the network of --config: pass the recipe the weights "
@@ -173,6 +177,9 @@ class Trainer:
                 f"--eval_only: {config.init_weights} has another number of classes than "
                 f"{config.dataset} ({'; '.join(report.lines())}): scoring a fresh classifier "
                 "means nothing; evaluate on the dataset the weights know")
+        for layer in plain.layers:
+            if layer.weights:
+                self.model.get_layer(layer.name).set_weights(layer.get_weights())
         if self.ema is not None:
             self.ema.reset()  # average the loaded weights, not the random ones
         return report.lines()
