@@ -91,7 +91,15 @@ def parse_args(argv=None):
                                             "pretrain run)")
     add("--work_dir", help="keep the folders and runs here (default: a temporary folder, "
                            "removed at the end)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for name in ("pretrain_epochs", "shots", "steps", "few_shots", "few_epochs",
+                 "few_steps_per_epoch", "seeds", "shift_copies"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    for name in ("shots", "few_shots"):
+        if getattr(args, name) > 300:
+            parser.error(f"--{name} must be <= 300 (the smoke set's training images per class)")
+    return args
 
 
 def smoke_images(split):
