@@ -51,7 +51,8 @@ def summary_lines(setup):
 
 
 def augmentation_text(config):
-    """What the input pipeline does to training images beyond the random crop and flip."""
+    """The training images' augmentation in words: the random crop and flip, then what the
+    config adds (colour distortion, a policy, erasing, mixing)."""
     parts = [f"colour distortion {config.color_distortion}"] if (
         config.color_distortion != "none") else []
     if config.augment == "randaugment":

@@ -161,8 +161,8 @@ class Trainer:
         scores); returns the report's lines. An evaluation refuses a classifier of another size."""
         config = self.config
         # Into the network with Keras' own layers, then layer by layer into the trainer's: a
-        # `.weights.h5` file addresses its variables by layer class, and the trainer's batch
-        # norm is another class (fused or synchronized), whose variables it would not find.
+        # `.weights.h5` file addresses its variables by layer class, and the trainer's fused
+        # batch norm is another class, whose variables Keras would not find in the file.
         plain = build_model(config, self.setup.info.num_classes, logits=True)
         try:
             report = transfer.load_init_weights(plain, config.init_weights,
