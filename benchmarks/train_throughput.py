@@ -45,7 +45,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from inception_keras.training import distribute  # noqa: E402
+from inception_keras.training.cluster import distribute  # noqa: E402
 
 distribute.setup_cpu_devices(2)  # before TensorFlow starts: one device, or two replicas
 
@@ -55,7 +55,8 @@ import tensorflow as tf  # noqa: E402
 
 import inception_keras.data as data  # noqa: E402
 from configs import get_config  # noqa: E402
-from inception_keras.training import inputs, optimizers  # noqa: E402
+from inception_keras.training import inputs  # noqa: E402
+from inception_keras.training.step import optimizers
 from inception_keras.training.setup import RunSetup  # noqa: E402
 from inception_keras.training.trainer import Trainer  # noqa: E402
 

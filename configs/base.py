@@ -4,7 +4,7 @@ A recipe (`configs/paper.py`, `tpu.py`, `gpu.py`, `smoke.py`) is one function `g
 returns a `TrainConfig`. Nothing here imports TensorFlow: the trainer reads the config, the config
 reads nothing. Numbers that depend on the run (the learning rate scaled by the global batch, the
 warm-up in steps) are worked out by the trainer from the fields below (see
-`inception_keras/training/schedules.py`), with the rule written beside them.
+`inception_keras/training/step/schedules.py`), with the rule written beside them.
 
 The optimizer, learning-rate and augmentation defaults below are neutral (Keras' own constants,
 no decay, no warm-up, no clipping, no weight decay, no colour distortion) and the learning rate
@@ -89,7 +89,7 @@ class TrainConfig:
     no_decay_on: str = "bn,bias"  # bn, bias (comma-separated) or none: not decoupled-decayed
     head_lr_multiplier: float = 1.0  # the classifiers' rate x this (their own optimizer when != 1)
 
-    # --- learning rate (inception_keras/training/schedules.py); neutral: constant, no warm-up ---
+    # --- learning rate (inception_keras/training/step/schedules.py); neutral: constant, no warm-up ---
     lr_schedule: str = "exponential"  # exponential (decay_rate every decay_epochs) | cosine (to
     #                                   lr_floor_fraction x peak at the last step)
     decay_rate: float = 1.0  # lr x decay_rate every decay_epochs, counted from step 0

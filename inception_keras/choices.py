@@ -7,7 +7,7 @@ validate a recipe without importing it.
 # `inception_keras.training.distribute.make_strategy` builds each of these.
 STRATEGIES = ("tpu", "mirrored", "multi_worker", "one_device", "cpu")
 
-# `inception_keras.training.schedules` ramps the learning rate up in each of these ways.
+# `inception_keras.training.step.schedules` ramps the learning rate up in each of these ways.
 WARMUPS = ("none", "linear", "tpu_reference")
 
 # `inception_keras.data.preprocessing` distorts training colours in each of these ways.

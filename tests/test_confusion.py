@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from inception_keras.training.confusion import (
+from inception_keras.training.records.confusion import (
     EMPTY_ROW,
     confusion_image,
     per_class_accuracy,

@@ -56,9 +56,9 @@ def run(smoke_dataset, tmp_path_factory):
     """A smoke run's model_dir whose newest checkpoint holds trained EMA averages and spoiled raw
     weights (a random classifier kernel: exported, they would score at chance)."""
     from configs.base import TrainConfig
-    from inception_keras.training.checkpoints import CHECKPOINT_SUBDIR, save_config
-    from inception_keras.training.ema import ExponentialMovingAverage
-    from inception_keras.training.steps import Counters
+    from inception_keras.training.loop.checkpoints import CHECKPOINT_SUBDIR, save_config
+    from inception_keras.training.step.ema import ExponentialMovingAverage
+    from inception_keras.training.step.steps import Counters
 
     keras.utils.set_random_seed(0)
     model = build_inception_v3(input_shape=(SIZE, SIZE, 3), classes=len(SMOKE_CLASS_NAMES),

@@ -135,7 +135,7 @@ def test_the_files_are_converted_from_a_float32_single_output_copy(tiny_two_head
     import keras
     import tensorflow as tf
 
-    from inception_keras.training.fused_batch_norm import with_fused_batch_norm
+    from inception_keras.training.step.fused_batch_norm import with_fused_batch_norm
 
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")

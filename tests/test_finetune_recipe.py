@@ -197,7 +197,7 @@ def test_the_augmented_recipe_trains_both_phases_with_its_policy_to_an_export(
         tmp_path, write_image_folder):
     """`finetune_augmented` is `finetune` plus its policy (the recipe matrix's case for it): the
     run says which augmentation runs, trains through the phase switch and exports."""
-    from inception_keras.training.reports import augmentation_text
+    from inception_keras.training.records.reports import augmentation_text
 
     write_image_folder(tmp_path / "photos", CLASSES, 6, 2)
     saved_init_weights(tmp_path / "init.weights.h5", len(CLASSES))  # the same classes

@@ -64,7 +64,7 @@ def test_defaults_are_a_constant_rate_plain_sgd_and_no_augmentation():
     import tensorflow as tf
 
     from inception_keras.data import preprocessing
-    from inception_keras.training import optimizers, schedules
+    from inception_keras.training.step import optimizers, schedules
 
     config = TrainConfig(base_learning_rate=0.1)
     schedule, text = schedules.make_schedule(config, global_batch_size=64, steps_per_epoch=10)
@@ -81,7 +81,7 @@ def test_every_choice_a_config_accepts_is_one_the_library_runs():
 
     from configs import base
     from inception_keras.data import preprocessing
-    from inception_keras.training import schedules
+    from inception_keras.training.step import schedules
 
     jpeg = tf.io.encode_jpeg(tf.fill([12, 12, 3], tf.constant(128, tf.uint8)))
     for mode in base.COLOR_DISTORTIONS:
@@ -96,7 +96,7 @@ def test_every_choice_a_config_accepts_is_one_the_library_runs():
 
 
 def test_paper_scales_its_rate_from_the_papers_batch_of_32():
-    from inception_keras.training import schedules
+    from inception_keras.training.step import schedules
 
     config = configs.get_config("paper")
     one, _ = schedules.make_schedule(config, global_batch_size=config.per_replica_batch_size,

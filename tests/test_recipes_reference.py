@@ -13,7 +13,7 @@ import tensorflow as tf  # noqa: E402
 
 from configs import get_config  # noqa: E402
 from inception_keras.data import preprocessing  # noqa: E402
-from inception_keras.training import optimizers, schedules  # noqa: E402
+from inception_keras.training.step import optimizers, schedules  # noqa: E402
 
 IMAGENET_TRAIN_EXAMPLES = 1281167  # the TPU reference's _NUM_TRAIN_IMAGES
 LR = 0.05
@@ -60,7 +60,7 @@ def test_recipe_rmsprop_matches_tf1_rmsprop_optimizer(name):
 def test_the_trainers_update_path_matches_tf1_rmsprop_optimizer(name):
     """What the trainer's step runs (`LocalUpdate`: the optimizer's update_step per variable,
     no second all-reduce) is the same TF-1 RMSProp."""
-    from inception_keras.training.updates import LocalUpdate
+    from inception_keras.training.step.updates import LocalUpdate
 
     start, grads = random_problem()
     weights = keras.Variable(start)

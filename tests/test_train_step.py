@@ -1,4 +1,4 @@
-"""The trainer's own step (inception_keras.training.steps) on tiny models, one device here;
+"""The trainer's own step (inception_keras.training.step.steps) on tiny models, one device here;
 two replicas (clipping after the all-reduce, exact evaluation) in tests/test_train_step_mirrored.py.
 """
 
@@ -12,11 +12,12 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from configs.base import TrainConfig  # noqa: E402
-from inception_keras.training import checkpoints, optimizers  # noqa: E402
-from inception_keras.training.ema import ExponentialMovingAverage  # noqa: E402
-from inception_keras.training.loss_scale import DynamicLossScale  # noqa: E402
-from inception_keras.training.steps import Counters, Steps, cross_entropy  # noqa: E402
-from inception_keras.training.updates import LocalUpdate  # noqa: E402
+from inception_keras.training.loop import checkpoints  # noqa: E402
+from inception_keras.training.step import optimizers
+from inception_keras.training.step.ema import ExponentialMovingAverage  # noqa: E402
+from inception_keras.training.step.loss_scale import DynamicLossScale  # noqa: E402
+from inception_keras.training.step.steps import Counters, Steps, cross_entropy  # noqa: E402
+from inception_keras.training.step.updates import LocalUpdate  # noqa: E402
 
 CLASSES, BATCH = 4, 8
 

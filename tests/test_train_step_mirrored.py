@@ -20,14 +20,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SCRIPT = textwrap.dedent("""
     import json, os, sys
-    from inception_keras.training import distribute
+    from inception_keras.training.cluster import distribute
     distribute.setup_cpu_devices(2)
     import keras, numpy as np, tensorflow as tf
     from configs.base import TrainConfig
     from inception_keras.data import make_input_fn, serialize_example
-    from inception_keras.training import optimizers
-    from inception_keras.training.steps import Counters, Steps, cross_entropy
-    from inception_keras.training.updates import LocalUpdate
+    from inception_keras.training.step import optimizers
+    from inception_keras.training.step.steps import Counters, Steps, cross_entropy
+    from inception_keras.training.step.updates import LocalUpdate
 
     CLASSES, BATCH, CLIP, LR = 4, 8, 0.01, 1.0
 
@@ -123,8 +123,8 @@ SCRIPT = textwrap.dedent("""
 
     # 1a) cosine schedule + AdamW (decoupled decay, not on biases) for 20 steps on 2 replicas
     # == Keras' own AdamW and CosineDecay applying the full-batch gradient on one device
-    from inception_keras.training.schedules import cosine_schedule
-    from inception_keras.training.updates import no_decay_variables
+    from inception_keras.training.step.schedules import cosine_schedule
+    from inception_keras.training.step.updates import no_decay_variables
 
     def adamw_run(strategy, keras_reference):
         with strategy.scope():
@@ -163,8 +163,8 @@ SCRIPT = textwrap.dedent("""
                                                    model_without_batch_norm().trainable_variables]))
 
     # 1b) sync_batch_norm: the moments of the GLOBAL batch on both replicas, as on one device
-    from inception_keras.training.fused_batch_norm import with_training_batch_norm
-    from inception_keras.training.replica_statistics import batch_norm_statistics
+    from inception_keras.training.step.fused_batch_norm import with_training_batch_norm
+    from inception_keras.training.step.replica_statistics import batch_norm_statistics
 
     def synchronized_steps(strategy):
         with strategy.scope():
@@ -229,8 +229,8 @@ SCRIPT = textwrap.dedent("""
     # 3) batch norm on 2 replicas through the trainer: Inception at depth 0.125 on the smoke set,
     # each replica its own half of every batch
     from configs import get_config
-    from inception_keras.training import checkpoints
-    from inception_keras.training.actions import Checkpointer
+    from inception_keras.training.loop import checkpoints
+    from inception_keras.training.loop.actions import Checkpointer
     from inception_keras.training.setup import setup_run
     from inception_keras.training import inputs
     from inception_keras.training.trainer import Trainer
@@ -251,8 +251,8 @@ SCRIPT = textwrap.dedent("""
     manager = checkpoints.make_manager(trainer.checkpoint, f"{data_dir}/run/checkpoints", 2)
     path = Checkpointer(trainer, manager).save(3, 1.0)
     # what the checkpoint holds, read back into a fresh single-device model and EMA
-    from inception_keras.training.ema import ExponentialMovingAverage
-    from inception_keras.training.fused_batch_norm import with_training_batch_norm
+    from inception_keras.training.step.ema import ExponentialMovingAverage
+    from inception_keras.training.step.fused_batch_norm import with_training_batch_norm
     from inception_keras.training.trainer import build_model
     fresh = with_training_batch_norm(build_model(config, setup.info.num_classes, logits=True))
     fresh_ema = ExponentialMovingAverage(fresh, 0.5)

@@ -85,10 +85,11 @@ def restore_dtype_policy():
 def test_best_checkpoint_survives_rotation_and_is_what_export_best_exports(
         tmp_path, restore_dtype_policy):
     from configs import get_config
-    from inception_keras.training import checkpoints, entries, progress
-    from inception_keras.training.actions import Checkpointer, KeepBest
-    from inception_keras.training.preemption import SigtermWatch
-    from inception_keras.training.run_state import RunRecord
+    from inception_keras.training.loop import checkpoints, progress
+    from inception_keras.training import entries
+    from inception_keras.training.loop.actions import Checkpointer, KeepBest
+    from inception_keras.training.loop.preemption import SigtermWatch
+    from inception_keras.training.records.run_state import RunRecord
     from inception_keras.training.setup import setup_run
     from inception_keras.training.trainer import Trainer
 

@@ -12,10 +12,11 @@ import tensorflow as tf  # noqa: E402
 from configs import get_config  # noqa: E402
 from configs.base import TrainConfig  # noqa: E402
 from inception_keras import build_inception_v3  # noqa: E402
-from inception_keras.training import distribute  # noqa: E402
-from inception_keras.training import checkpoints, optimizers  # noqa: E402
-from inception_keras.training import regularization, schedules  # noqa: E402
-from inception_keras.training.progress import image_grid  # noqa: E402
+from inception_keras.training.cluster import distribute  # noqa: E402
+from inception_keras.training.loop import checkpoints  # noqa: E402
+from inception_keras.training.step import optimizers
+from inception_keras.training.step import regularization, schedules  # noqa: E402
+from inception_keras.training.loop.progress import image_grid  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------ schedules
@@ -120,7 +121,7 @@ def small_bn_net():
 
 @pytest.mark.parametrize("policy, tolerance", [("float32", 1e-4), ("mixed_bfloat16", 3e-2)])
 def test_fused_batch_norm_matches_keras_batch_norm(policy, tolerance):
-    from inception_keras.training.fused_batch_norm import with_fused_batch_norm
+    from inception_keras.training.step.fused_batch_norm import with_fused_batch_norm
 
     keras.mixed_precision.set_dtype_policy(policy)
     try:
@@ -145,7 +146,7 @@ def test_fused_batch_norm_matches_keras_batch_norm(policy, tolerance):
 
 @pytest.mark.slow
 def test_fused_batch_norm_inception_has_the_same_weights_and_inference():
-    from inception_keras.training.fused_batch_norm import (FusedBatchNormalization,
+    from inception_keras.training.step.fused_batch_norm import (FusedBatchNormalization,
                                                            with_fused_batch_norm)
 
     plain = build_inception_v3(input_shape=(75, 75, 3), classes=3, depth_multiplier=0.125)

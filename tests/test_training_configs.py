@@ -122,7 +122,7 @@ def test_each_new_key_refuses_a_wrong_value_with_one_line(assignment, message):
 
 
 def test_the_run_summary_says_what_augmentation_runs():
-    from inception_keras.training.reports import augmentation_text
+    from inception_keras.training.records.reports import augmentation_text
 
     assert augmentation_text(configs.get_config("finetune")) == "crop and flip"
     tpu = configs.get_config("tpu")

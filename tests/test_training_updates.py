@@ -1,4 +1,4 @@
-"""The update the trainer's step applies (inception_keras.training.updates) and its schedules:
+"""The update the trainer's step applies (inception_keras.training.step.updates) and its schedules:
 decoupled weight decay with its no-decay groups, a head of its own rate, cosine decay."""
 
 import keras
@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 
 from configs import get_config
-from inception_keras.training import optimizers
-from inception_keras.training.schedules import make_schedule
-from inception_keras.training.updates import (
+from inception_keras.training.step import optimizers
+from inception_keras.training.step.schedules import make_schedule
+from inception_keras.training.step.updates import (
     LocalUpdate, ParameterGroup, head_variables, no_decay_variables)
 
 

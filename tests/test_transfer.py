@@ -214,7 +214,7 @@ def test_unusable_files_are_clear_errors(tmp_path, keras_like, ours, wide):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A training run's model dir: config.json + a checkpoint with model, optimizer and EMA."""
-    from inception_keras.training.ema import ExponentialMovingAverage
+    from inception_keras.training.step.ema import ExponentialMovingAverage
 
     model_dir = tmp_path_factory.mktemp("run")
     model = tiny(classes=3, include_aux=True, seed=8)
@@ -323,7 +323,7 @@ def test_unknown_layer_lists_close_names(model):
 def test_frozen_batch_norm_runs_in_inference_mode(fused):
     net = tiny(classes=4, include_aux=True, seed=14)
     if fused:
-        from inception_keras.training.fused_batch_norm import with_fused_batch_norm
+        from inception_keras.training.step.fused_batch_norm import with_fused_batch_norm
 
         net = with_fused_batch_norm(net)
         randomize(net, 14)

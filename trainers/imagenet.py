@@ -126,7 +126,7 @@ def run_config_from_flags(flags, model_dir):
     """--eval_only/--export_only of the run in `model_dir`: its saved config, changed only by the
     flags the user typed (and --set), never by a recipe's defaults."""
     from configs.base import TrainConfig
-    from inception_keras.training import checkpoints
+    from inception_keras.training.loop import checkpoints
 
     saved = TrainConfig.from_dict(checkpoints.load_config_dict(model_dir))
     config = apply_overrides(saved.replace(**typed_changes(flags)), flags.set)
@@ -163,7 +163,8 @@ def main(argv=None):
 
 def run_existing(flags, config):
     """--eval_only or --export_only: of the run in --model_dir, or (eval) of init_weights."""
-    from inception_keras.training import checkpoints, entries
+    from inception_keras.training.loop import checkpoints
+    from inception_keras.training import entries
 
     if flags.watch:
         wait_for_run(config.model_dir, config.watch_timeout)
@@ -185,7 +186,7 @@ def run_existing(flags, config):
 
 def wait_for_run(model_dir, timeout, poll_seconds=2.0):
     """--watch may start before the training job has written its config.json: wait for it."""
-    from inception_keras.training import checkpoints
+    from inception_keras.training.loop import checkpoints
 
     deadline = time.monotonic() + timeout
     while checkpoints.load_config_dict(model_dir) is None and time.monotonic() < deadline:
@@ -194,7 +195,8 @@ def wait_for_run(model_dir, timeout, poll_seconds=2.0):
 
 def finish(entry):
     """Runs an entry; maps how it ended to the exit status (one line for each kind of end)."""
-    from inception_keras.training import errors, progress
+    from inception_keras.training import errors
+    from inception_keras.training.loop import progress
 
     try:
         entry()

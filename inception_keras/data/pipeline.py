@@ -122,7 +122,7 @@ def make_input_fn(
     weight 1, then zero images with weight 0 forever, so the last partial batch is padded to
     the static batch shape and nothing is dropped. Every input pipeline pads, so all replicas
     keep stepping together until the slowest pipeline is done; the consumer stops at the first
-    batch that holds no real example (see `inception_keras.training.steps`).
+    batch that holds no real example (see `inception_keras.training.step.steps`).
     """
     check_split(split)
     options = ExampleOptions(

@@ -20,16 +20,19 @@ import tensorflow as tf
 from inception_keras import data, paths
 from inception_keras.export import ExportError
 from inception_keras.export.formats import parse_formats, require_runtimes
-from inception_keras.training import checkpoints, inputs, progress, reports, workers
-from inception_keras.training.actions import (
+from inception_keras.training.loop import checkpoints, progress
+from inception_keras.training import inputs
+from inception_keras.training.records import reports
+from inception_keras.training.cluster import workers
+from inception_keras.training.loop.actions import (
     Checkpointer, CorruptRecords, KeepBest, ProgressLog, Validator)
 from inception_keras.training.errors import Preempted, TrainerError
-from inception_keras.training.loop import TrainLoop
-from inception_keras.training.observe import Histograms, Profiler
-from inception_keras.training.preemption import CallPlanner, SigtermWatch
-from inception_keras.training.run_state import RunRecord
+from inception_keras.training.loop.train_loop import TrainLoop
+from inception_keras.training.loop.observe import Histograms, Profiler
+from inception_keras.training.loop.preemption import CallPlanner, SigtermWatch
+from inception_keras.training.records.run_state import RunRecord
 from inception_keras.training.setup import setup_run
-from inception_keras.training.steps import EvaluationStopped
+from inception_keras.training.step.steps import EvaluationStopped
 from inception_keras.training.trainer import Trainer
 from inception_keras.training.watcher import Watcher
 

@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 import inception_keras.data as data
-from inception_keras.training import distribute
+from inception_keras.training.cluster import distribute
 from inception_keras.training.errors import TrainerError
 
 

@@ -7,9 +7,9 @@
     results = trainer.evaluate(validation)      # with the EMA weights when the run has EMA
     paths = trainer.export()                    # {"savedmodel": the new version, "formats": ...}
 
-The trainer owns the compiled step functions (`inception_keras.training.steps`) and rebuilds
+The trainer owns the compiled step functions (`inception_keras.training.step.steps`) and rebuilds
 every one of them in one place (`set_trainable`). The training loop and its policies (checkpoint,
-validate, log, preempt) are in `inception_keras.training.loop`; the three entries (train,
+validate, log, preempt) are in `inception_keras.training.loop.train_loop`; the three entries (train,
 evaluate, export) share `restore`, `evaluate` and `export` here.
 """
 
@@ -19,16 +19,18 @@ import tensorflow as tf
 from inception_keras.export import ExportError
 from inception_keras.export.formats import dataset_format_data, export_all, parse_formats
 from inception_keras.models.inception_v3 import build_inception_v3
-from inception_keras.training import checkpoints, optimizers, regularization, transfer
-from inception_keras.training.ema import ExponentialMovingAverage, ema_weights
+from inception_keras.training.loop import checkpoints
+from inception_keras.training.step import optimizers, regularization
+from inception_keras.training import transfer
+from inception_keras.training.step.ema import ExponentialMovingAverage, ema_weights
 from inception_keras.training.errors import TrainerError
-from inception_keras.training.fused_batch_norm import with_training_batch_norm
-from inception_keras.training.loss_scale import DynamicLossScale
-from inception_keras.training.preemption import CallPlanner
-from inception_keras.training.replica_statistics import ReplicaStatistics, batch_norm_statistics
-from inception_keras.training.schedules import make_schedule
-from inception_keras.training.steps import Counters, Steps
-from inception_keras.training.updates import (
+from inception_keras.training.step.fused_batch_norm import with_training_batch_norm
+from inception_keras.training.step.loss_scale import DynamicLossScale
+from inception_keras.training.loop.preemption import CallPlanner
+from inception_keras.training.step.replica_statistics import ReplicaStatistics, batch_norm_statistics
+from inception_keras.training.step.schedules import make_schedule
+from inception_keras.training.step.steps import Counters, Steps
+from inception_keras.training.step.updates import (
     LocalUpdate, ParameterGroup, head_variables, no_decay_variables)
 
 

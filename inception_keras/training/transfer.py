@@ -28,7 +28,7 @@ import tensorflow as tf
 from inception_keras.models import AUX_PREDICTIONS, PREDICTIONS
 from inception_keras.models import weights as weights_lib
 from inception_keras.models.inception_v3 import build_inception_v3, inference_model
-from inception_keras.training.checkpoints import CHECKPOINT_SUBDIR, load_config_dict
+from inception_keras.training.loop.checkpoints import CHECKPOINT_SUBDIR, load_config_dict
 
 CLASSIFIER_LAYERS = (PREDICTIONS, AUX_PREDICTIONS)
 IMAGENET = "imagenet"
@@ -390,7 +390,7 @@ def restore_checkpoint_weights(twin, path, *, ema=None):
     use_ema = ("ema" in roots) if ema is None else bool(ema)
     objects = {"model": twin}
     if use_ema:
-        from inception_keras.training.ema import ExponentialMovingAverage
+        from inception_keras.training.step.ema import ExponentialMovingAverage
 
         objects["ema"] = ExponentialMovingAverage(twin, 0.5)  # the decay is not saved or used
     status = tf.train.Checkpoint(**objects).restore(path)

@@ -26,9 +26,9 @@ import time
 import tensorflow as tf
 
 from inception_keras import atomic
-from inception_keras.training import progress
+from inception_keras.training.loop import progress
 from inception_keras.training.errors import TrainerError
-from inception_keras.training.run_state import RunState
+from inception_keras.training.records.run_state import RunState
 
 RESULTS_FILE = "watch_results.json"
 TENSORBOARD_SUBDIR = "watch"

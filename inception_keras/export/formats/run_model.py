@@ -25,7 +25,7 @@ class RunModel:
 
 def is_run_dir(path):
     """True when `path` is a folder holding a training run's config.json."""
-    from inception_keras.training.checkpoints import CONFIG_FILE
+    from inception_keras.training.loop.checkpoints import CONFIG_FILE
 
     return tf.io.gfile.isdir(path) and tf.io.gfile.exists(os.path.join(path, CONFIG_FILE))
 
@@ -36,7 +36,7 @@ def load_run_model(model_dir):
     The run's network in float32 with its newest checkpoint (EMA weights when it kept them),
     restored as the trainer's --export_only does (`entries.restored_trainer`)."""
     from configs.base import ConfigError, TrainConfig
-    from inception_keras.training.checkpoints import load_config_dict
+    from inception_keras.training.loop.checkpoints import load_config_dict
     from inception_keras.training.entries import restored_trainer
     from inception_keras.training.errors import TrainerError
     from inception_keras.training.setup import setup_run

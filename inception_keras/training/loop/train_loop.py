@@ -15,7 +15,7 @@ compiled functions. A non-finite loss stops the run (`NonFiniteLoss`), SIGTERM s
 
 import time
 
-from inception_keras.training.actions import Boundary, is_finite
+from inception_keras.training.loop.actions import Boundary, is_finite
 from inception_keras.training.errors import NonFiniteLoss, Preempted
 
 

@@ -14,8 +14,8 @@ import tensorflow as tf
 from inception_keras import atomic
 from inception_keras.models.complexity import multiply_adds
 from inception_keras.models.inception_v3 import inference_model
-from inception_keras.training import confusion
-from inception_keras.training.schedules import make_schedule
+from inception_keras.training.records import confusion
+from inception_keras.training.step.schedules import make_schedule
 
 EVAL_FILE = "eval.json"
 CONFUSION_FILE = "confusion_matrix.png"

@@ -22,9 +22,9 @@ import math
 from typing import Optional
 
 from inception_keras import data
-from inception_keras.training import checkpoints, progress
+from inception_keras.training.loop import checkpoints, progress
 from inception_keras.training.errors import Preempted
-from inception_keras.training.steps import EvaluationStopped
+from inception_keras.training.step.steps import EvaluationStopped
 
 
 @dataclasses.dataclass

@@ -22,7 +22,7 @@ checkpoints itself, around the trainer's fallback to the last readable and finit
 import signal
 import threading
 
-from inception_keras.training.workers import ReplicaGather, is_multi_worker
+from inception_keras.training.cluster.workers import ReplicaGather, is_multi_worker
 
 
 class SigtermWatch:

@@ -42,7 +42,7 @@ def make_optimizer(config, learning_rate):
 
     Clipping, loss scaling, decoupled weight decay and the weight average are not the
     optimizer's: the trainer's step clips the all-reduced gradient, scales the loss and keeps the
-    EMA itself (`inception_keras.training.steps`), and `updates.LocalUpdate` applies the decay
+    EMA itself (`inception_keras.training.step.steps`), and `updates.LocalUpdate` applies the decay
     (AdamW = this Adam + `decoupled_weight_decay`), so the optimizer only supplies its update
     math and slots.
     """

@@ -15,7 +15,7 @@ trainable weight (`gradients/norms`), with its global norm as a scalar.
 import numpy as np
 import tensorflow as tf
 
-from inception_keras.training.actions import Action
+from inception_keras.training.loop.actions import Action
 
 
 class Profiler(Action):
