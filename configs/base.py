@@ -24,6 +24,9 @@ from inception_keras.paths import resolve  # TF-free
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd")
+# adamw's decoupled decay when the config leaves it unset: Keras' `keras.optimizers.AdamW`
+# default `weight_decay=0.004` (the same `w -= lr * decay * w` step; PyTorch's AdamW uses 0.01)
+ADAMW_DEFAULT_DECAY = 0.004
 LR_SCHEDULES = ("exponential", "cosine")
 NO_DECAY_GROUPS = ("bn", "bias")  # what no_decay_on may name (comma-separated), or "none"
 KEEP_BEST = ("none", "val_top1")
@@ -84,8 +87,8 @@ class TrainConfig:
     epsilon: float = 1e-7  # RMSprop/Adam epsilon (Keras' default; TF-1 RMSprop recipes use 1.0)
     global_clipnorm: Optional[float] = None  # clip the all-reduced gradient's global norm (None: off)
     weight_decay: float = 0.0  # L2 on conv/dense kernels only: loss += wd * sum(w^2) / 2
-    decoupled_weight_decay: float = 0.0  # w -= lr * this * w each step (AdamW / SGDW), any
-    #                                      optimizer; 0: off (adamw needs it > 0)
+    decoupled_weight_decay: Optional[float] = None  # w -= lr * this * w each step (AdamW /
+    #   SGDW), any optimizer; None: ADAMW_DEFAULT_DECAY with adamw, else 0 (off); 0 is off
     no_decay_on: str = "bn,bias"  # bn, bias (comma-separated) or none: not decoupled-decayed
     head_lr_multiplier: float = 1.0  # the classifiers' rate x this (their own optimizer when != 1)
 
@@ -137,6 +140,8 @@ class TrainConfig:
     export_formats: str = "savedmodel"  # comma-separated: savedmodel, litert, litert_float16,
     #                                     litert_int8, onnx (README "Deploy")
     int8_io: bool = False  # litert_int8 takes and returns int8 instead of float32
+    min_agreement_float: float = 0.995  # least top-1 agreement with the Keras model of the
+    min_agreement_int8: float = 0.97    # float / int8 files for them to be published
     checkpoint_every_steps: int = 0  # also save every N steps (0: at the end of each epoch only)
     keep_checkpoints: int = 3
     log_every_steps: int = 100  # progress line and TensorBoard scalars every N steps
@@ -164,6 +169,14 @@ class TrainConfig:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+    @property
+    def decoupled_decay(self):
+        """The decoupled weight decay the run applies: `decoupled_weight_decay`, or when unset
+        ADAMW_DEFAULT_DECAY with adamw and 0 with the other optimizers."""
+        if self.decoupled_weight_decay is not None:
+            return self.decoupled_weight_decay
+        return ADAMW_DEFAULT_DECAY if self.optimizer == "adamw" else 0.0
 
     def with_resolved_paths(self):
         """Local paths made absolute against the current directory (URLs such as gs:// and the
@@ -276,14 +289,11 @@ def _validate_training_policies(config):
     if config.lr_schedule == "cosine" and config.warmup == "tpu_reference":
         raise ConfigError("lr_schedule=cosine takes warmup=linear or none")
     for key, low in (("decoupled_weight_decay", 0.0), ("histogram_every", 0)):
-        if getattr(config, key) < low:
+        if getattr(config, key) is not None and getattr(config, key) < low:
             raise ConfigError(f"{key} must be >= {low:g}, got {getattr(config, key)}")
     for key in ("head_lr_multiplier", "watch_timeout"):
         if getattr(config, key) <= 0:
             raise ConfigError(f"{key} must be > 0, got {getattr(config, key)}")
-    if config.optimizer == "adamw" and not config.decoupled_weight_decay:
-        raise ConfigError("optimizer=adamw is Adam with decoupled weight decay: set "
-                          "--set decoupled_weight_decay=0.05 (for example)")
     groups = [g.strip() for g in config.no_decay_on.split(",") if g.strip()]
     if groups != ["none"] and not set(groups) <= set(NO_DECAY_GROUPS):
         raise ConfigError(f"no_decay_on={config.no_decay_on!r}: use none or a comma-separated "
@@ -293,6 +303,9 @@ def _validate_training_policies(config):
     if config.keep_best != "none" and not config.eval_every_epochs:
         raise ConfigError("keep_best needs validations during training: eval_every_epochs >= 1")
     profile_steps(config)
+    for key in ("min_agreement_float", "min_agreement_int8"):
+        if not 0.0 <= getattr(config, key) <= 1.0:
+            raise ConfigError(f"{key} must be in [0, 1], got {getattr(config, key)}")
     formats = [name.strip() for name in config.export_formats.split(",") if name.strip()]
     if not formats or not set(formats) <= set(EXPORT_FORMATS):
         raise ConfigError(f"export_formats={config.export_formats!r}: use a comma-separated "

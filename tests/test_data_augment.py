@@ -213,6 +213,22 @@ def test_beta_samples_stay_finite_for_tiny_alphas():
     assert abs(uniform.mean() - 0.5) < 0.06 and abs(uniform.var() - 1.0 / 12.0) < 0.02
 
 
+@pytest.mark.parametrize("alpha,bound", [(0.2, 0.05), (4.0, 0.012)])
+def test_mixup_lambda_follows_beta_of_the_configured_alpha(alpha, bound):
+    """The batch's lambda ~ Beta(alpha, alpha), variance 1 / (4 (2 alpha + 1)): 0.179 at 0.2,
+    0.028 at 4; alpha 1 (0.083) lies outside both bounds."""
+    from inception_keras.data.mixing import Mixing, mix_batch
+
+    images = tf.constant([1.0, 0.0])[:, None, None, None]  # mixed image 0 = lambda
+    mixing = Mixing(mixup_alpha=alpha)
+    seeds = tf.random.experimental.stateless_split(tf.constant([5, 6], tf.int64), 200)
+    lams = np.array([float(mix_batch(images, tf.constant([0, 1]), seed, mixing, 2)[0][0, 0, 0, 0])
+                     for seed in seeds])
+    variance = 1.0 / (4.0 * (2.0 * alpha + 1.0))
+    assert abs(lams.var() - variance) < bound, (lams.var(), variance)
+    assert abs(lams.mean() - 0.5) < 0.08
+
+
 # --- The ops against PIL's ImageOps and ImageEnhance ------------------------------------------
 
 

@@ -32,6 +32,7 @@ from inception_keras.export.formats.export import FORMATS_SUFFIX
 from inception_keras.export.formats.deploy_model import deploy_model
 from inception_keras.export.versions import existing_versions
 from inception_keras.predict import main as predict_main
+from inception_keras.training.run_model import load_run_model
 
 pytestmark = pytest.mark.slow
 
@@ -148,7 +149,7 @@ def test_the_cards_agreement_equals_a_recomputation_and_meets_the_bounds(export,
     card = read_card(folder)
     validation, labels = smoke_split("validation", 500)
     labels = np.asarray(labels)  # class ids
-    keras_model, _ = deploy_model(formats.load_run_model(run).model)
+    keras_model, _ = deploy_model(load_run_model(run).model)
     reference = keras_model.predict(validation, batch_size=100, verbose=0)["probabilities"]
     assert card["agreement_data"]["images"] == 500
     assert card["agreement_data"]["keras_top1_accuracy"] == (reference.argmax(-1) == labels).mean()
@@ -231,13 +232,35 @@ def test_tf_servings_base_path_holds_only_its_versions_after_more_format_exports
         export_formats(model, export_dir, model_name="smoke", formats="litert,litert_int8",
                        data=data, log=lines.append)
     message = str(error.value)
-    assert message.startswith("litert_int8 (model_int8.tflite) agrees on 50.00%, below 97.0% of")
+    assert message.startswith("litert_int8 (model_int8.tflite) agrees on 50.00%, below "
+                              "min_agreement_int8 97.0% of")
     assert "nothing was published" in message
     assert any(line.startswith("model_int8.tflite") and " 0.5000 " in line for line in lines)
     assert sorted(os.listdir(export_dir / f"smoke{FORMATS_SUFFIX}")) == ["1", "2"]
     assert sorted((root, sorted(files)) for root, _, files in os.walk(base)) == before
     assert existing_versions(str(base)) == [1] and os.listdir(base) == ["1"]
     assert sorted(os.listdir(export_dir)) == ["smoke", f"smoke{FORMATS_SUFFIX}"]
+
+
+def test_the_int8_bound_is_an_option_the_refusal_names(tmp_path):
+    """At its default bound (97%) the near-tie int8 file is refused, the message naming the
+    option that lowers it; with `min_agreement_int8=0.5` the same file is published and its card
+    records the bound it was held to."""
+    model = near_tie_model()
+    images, labels = near_tie_images()
+    data = formats.array_format_data(images, images, labels)
+    with pytest.raises(ExportError) as error:
+        export_formats(model, tmp_path, formats="litert_int8", data=data, log=lambda line: None)
+    assert "below min_agreement_int8 97.0%" in str(error.value)
+    assert "lower the bound with --min_agreement_int8 X (export) or --set min_agreement_int8=X " \
+        "(trainer)," in str(error.value)
+    folder, card = export_formats(model, tmp_path, formats="litert,litert_int8", data=data,
+                                  min_agreement_int8=0.5, log=lambda line: None)
+    assert folder == str(tmp_path / f"inception_v3{FORMATS_SUFFIX}" / "1")
+    facts = card["files"]
+    assert facts["model_int8.tflite"]["min_top1_agreement"] == 0.5
+    assert facts["model_int8.tflite"]["agreement"]["top1_agreement"] == 0.5
+    assert facts["model.tflite"]["min_top1_agreement"] == 0.995
 
 
 def near_tie_model():

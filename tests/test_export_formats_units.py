@@ -119,14 +119,16 @@ def test_a_folder_dataset_is_calibrated_on_images_spread_over_its_classes(
 
 
 def test_a_run_dir_without_config_or_checkpoint_is_refused(tmp_path):
+    from inception_keras.training.run_model import load_run_model
+
     with pytest.raises(ExportError, match="has no config.json"):
-        formats.load_run_model(str(tmp_path))
+        load_run_model(str(tmp_path))
     (tmp_path / "config.json").write_text(json.dumps({"dataset": "synthetic", "image_size": 75}))
     with pytest.raises(ExportError, match="--model: no checkpoint in .*checkpoints; train first"):
-        formats.load_run_model(str(tmp_path))
+        load_run_model(str(tmp_path))
     (tmp_path / "config.json").write_text(json.dumps({"not_a_key": 1}))
     with pytest.raises(ExportError, match="unknown config key"):
-        formats.load_run_model(str(tmp_path))
+        load_run_model(str(tmp_path))
 
 
 def test_the_files_are_converted_from_a_float32_single_output_copy(tiny_two_head_model):
@@ -158,3 +160,48 @@ def test_the_files_are_converted_from_a_float32_single_output_copy(tiny_two_head
     assert probabilities.dtype == tf.float32 and probabilities.shape == (2, 3)
     expected = model(images, training=False)["predictions"]  # bfloat16 maths: close, not equal
     np.testing.assert_allclose(probabilities, tf.cast(expected, tf.float32), atol=0.02)
+
+
+def test_the_export_library_imports_nothing_of_training():
+    """Training imports the export; the export takes a model and its metadata, so none of its
+    modules imports inception_keras.training (not even inside a function). Only the CLI entry
+    (`__main__`) loads a run's model through training."""
+    import ast
+
+    import inception_keras.export as package
+
+    root = os.path.dirname(package.__file__)
+    offending = []
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            if not name.endswith(".py") or path == os.path.join(root, "__main__.py"):
+                continue
+            with open(path, encoding="utf-8") as f:
+                tree = ast.parse(f.read(), path)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    modules = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    modules = [node.module or ""]
+                else:
+                    continue
+                offending += [f"{os.path.relpath(path, root)}: {module}" for module in modules
+                              if module.startswith("inception_keras.training")]
+    assert len(os.listdir(os.path.join(root, "formats"))) > 5  # the walk saw the package
+    assert offending == []
+
+
+@pytest.mark.parametrize("flag, value", [("--min_agreement_int8", "1.5"),
+                                         ("--min_agreement_float", "-0.1")])
+def test_an_agreement_bound_outside_0_1_is_refused_in_one_line(flag, value, capsys, tmp_path):
+    from inception_keras.export.__main__ import main
+
+    out = tmp_path / "out"
+    assert main(["--model", str(tmp_path / "m.keras"), "--export_dir", str(out), flag,
+                 value]) == 2
+    error = capsys.readouterr().err
+    assert error == f"error: {flag} must be a share in [0, 1] (e.g. 0.97), got {float(value)!r}.\n"
+    assert not out.exists()
+    assert formats.agreement_bounds(0.9, 0.5) == {"min_agreement_float": 0.9,
+                                                  "min_agreement_int8": 0.5}

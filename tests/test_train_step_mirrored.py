@@ -1,9 +1,11 @@
 """The trainer's step on 2 logical CPU replicas against one device: the clip applies to the
-all-reduced global-batch gradient; the gradient is all-reduced once per step (counted by a
-cross-device-ops wrapper that sees every reduction); evaluation scores every example exactly
-once and reduces its confusion matrix once per pass; with a model WITH BatchNorm and different
-data on each replica (the trainer's own pipeline), checkpoints, EMA and export keep the mean of
-the replicas' moving statistics, and the exact evaluation agrees with the export.
+all-reduced global-batch gradient, and without a clip the step equals one device's (the
+replicas' gradients are summed); the gradient is all-reduced once per step, also in the
+Trainer's real step with BatchNorm and EMA (counted by a cross-device-ops wrapper that sees
+every reduction); evaluation scores every example exactly once and reduces its confusion matrix
+once per pass; with a model WITH BatchNorm and different data on each replica (the trainer's own
+pipeline), checkpoints, EMA and export keep the mean of every moving mean and variance of the
+replicas, and the exact evaluation agrees with the export.
 
 Runs in a subprocess because logical devices must be configured before TensorFlow starts.
 """
@@ -101,6 +103,19 @@ SCRIPT = textwrap.dedent("""
             counting.reset()
             steps.train(iter(dataset), 3)
             results["reduced_in_3_steps"] = int(counting.elements.numpy())
+    # the same step without the clip: the gradient's all-reduce must SUM the replicas' halves
+    # (a mean would halve the step; the clip above hides that by rescaling to CLIP anyway)
+    unclipped = {}
+    for name, strategy in (("mirrored", mirrored), ("single", single)):
+        steps = steps_for(strategy, clipnorm=None)
+        dataset = strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH).repeat())
+        steps.train(iter(dataset), 1)
+        unclipped[name] = [w.numpy() for w in steps.model.weights]
+    results["unclipped_difference"] = max(
+        float(np.max(np.abs(a - b))) for a, b in zip(unclipped["mirrored"], unclipped["single"]))
+    results["unclipped_update"] = max(
+        float(np.max(np.abs(a - b))) for a, b in zip(unclipped["single"], initial))
     results["loss"] = [runs["mirrored"][0], runs["single"][0]]
     results["max_weight_difference"] = max(
         float(np.max(np.abs(a - b))) for a, b in zip(runs["mirrored"][1], runs["single"][1]))
@@ -166,7 +181,7 @@ SCRIPT = textwrap.dedent("""
     from inception_keras.training.step.fused_batch_norm import with_training_batch_norm
     from inception_keras.training.step.replica_statistics import batch_norm_statistics
 
-    def synchronized_steps(strategy):
+    def synchronized_steps(strategy, synchronized=True):
         with strategy.scope():
             keras.utils.set_random_seed(1)
             image = keras.Input((16, 16, 3))
@@ -175,7 +190,7 @@ SCRIPT = textwrap.dedent("""
             h = keras.layers.GlobalAveragePooling2D()(h)
             model = with_training_batch_norm(
                 keras.Model(image, keras.layers.Dense(CLASSES, name="predictions")(h)),
-                fused=False, synchronized=True)
+                fused=False, synchronized=synchronized)
             optimizer = optimizers.make_optimizer(TrainConfig(optimizer="sgd"),
                                                   lambda: tf.constant(0.1))
             optimizer.build(model.trainable_variables)
@@ -186,8 +201,9 @@ SCRIPT = textwrap.dedent("""
     skewed = x.copy()
     skewed[BATCH // 2:] = skewed[BATCH // 2:] * 3 + 5  # the two replicas see different data
     synced = {}
-    for name, strategy in (("mirrored", mirrored), ("single", single)):
-        steps = synchronized_steps(strategy)
+    for name, strategy, synchronized in (("mirrored", mirrored, True), ("single", single, True),
+                                         ("unsynchronized", mirrored, False)):
+        steps = synchronized_steps(strategy, synchronized)
         dataset = strategy.experimental_distribute_dataset(
             tf.data.Dataset.from_tensor_slices((skewed, y)).batch(BATCH).repeat())
         steps.train(iter(dataset), 2)
@@ -195,8 +211,11 @@ SCRIPT = textwrap.dedent("""
                         for s in batch_norm_statistics(steps.model)]
     results["sync_replica_spread"] = max(float(np.max(np.abs(a - b)))
                                          for a, b in synced["mirrored"])
-    results["sync_vs_single"] = max(float(np.max(np.abs(m[0] - s[0])))
-                                    for m, s in zip(synced["mirrored"], synced["single"]))
+    def relative_difference(run):  # replica 0's statistics against one device's, per statistic
+        return max(float(np.max(np.abs(m[0] - s[0])) / np.max(np.abs(s[0])))
+                   for m, s in zip(synced[run], synced["single"]))
+    results["sync_vs_single"] = relative_difference("mirrored")
+    results["unsynchronized_vs_single"] = relative_difference("unsynchronized")
 
     # 2) a 37-image validation split through the real pipeline, global batch 8, 2 replicas
     data_dir = sys.argv[1]
@@ -240,14 +259,30 @@ SCRIPT = textwrap.dedent("""
         depth_multiplier=0.125, global_batch_size=16, steps_per_epoch=4, eval_steps=0,
         batch_norm_momentum=0.5, ema_momentum=0.5, model_dir=f"{data_dir}/run",
         export_dir=f"{data_dir}/exports").validate()
-    setup = setup_run(config)
+    import dataclasses
+    # the trainer's own step (BN, EMA) on the counting strategy: what one step reduces
+    setup = dataclasses.replace(setup_run(config), strategy=mirrored)
     trainer = Trainer(setup)
-    trainer.train(iter(inputs.distributed_dataset(setup, split="train", is_training=True)), 3)
-    bn = trainer.model.get_layer("stem_conv1_bn")
+    training = iter(inputs.distributed_dataset(setup, split="train", is_training=True))
+    trainer.train(training, 1)
+    counting.reset()
+    trainer.train(training, 2)
+    results["trainer_reduced_in_2_steps"] = int(counting.elements.numpy())
+    results["trainer_trainable_parameters"] = int(sum(
+        np.prod(v.shape) for v in trainer.model.trainable_variables))
+    results["trainer_statistics_size"] = int(sum(
+        np.prod(v.shape) for v in trainer.model.non_trainable_weights))
+    # every moving mean and variance (the model's non-trainable weights) and its EMA average,
+    # listed here, not by the product's batch_norm_statistics (whose omissions they must catch)
+    statistics = trainer.model.non_trainable_weights
+    kinds = [w.path.rsplit("/", 1)[-1] for w in statistics]
+    results["statistic_kinds"] = sorted(set(kinds))
     local = setup.strategy.experimental_local_results
-    replica_values = [v.numpy() for v in local(bn.moving_mean.value)]
-    replica_averages = [v.numpy() for v in local(trainer.ema.averages_of([bn.moving_mean])[0])]
-    results["replica_spread"] = float(np.max(np.abs(replica_values[0] - replica_values[1])))
+    replica_values = [[v.numpy() for v in local(w.value)] for w in statistics]
+    replica_averages = [[v.numpy() for v in local(a)] for a in trainer.ema.averages_of(statistics)]
+    results["replica_spread"] = {kind: max(float(np.max(np.abs(r[0] - r[1])))
+                                           for k, r in zip(kinds, replica_values) if k == kind)
+                                 for kind in set(kinds)}
     manager = checkpoints.make_manager(trainer.checkpoint, f"{data_dir}/run/checkpoints", 2)
     path = Checkpointer(trainer, manager).save(3, 1.0)
     # what the checkpoint holds, read back into a fresh single-device model and EMA
@@ -257,12 +292,21 @@ SCRIPT = textwrap.dedent("""
     fresh = with_training_batch_norm(build_model(config, setup.info.num_classes, logits=True))
     fresh_ema = ExponentialMovingAverage(fresh, 0.5)
     tf.train.Checkpoint(model=fresh, ema=fresh_ema).restore(path).expect_partial()
-    fresh_bn = fresh.get_layer("stem_conv1_bn")
-    saved = fresh_bn.moving_mean.numpy()
-    saved_average = fresh_ema.averages_of([fresh_bn.moving_mean])[0].numpy()
-    results["checkpoint_vs_mean"] = float(np.max(np.abs(saved - np.mean(replica_values, 0))))
-    results["checkpoint_vs_replica0"] = float(np.max(np.abs(saved - replica_values[0])))
-    results["ema_vs_mean"] = float(np.max(np.abs(saved_average - np.mean(replica_averages, 0))))
+    saved = [w.numpy() for w in fresh.non_trainable_weights]
+    saved_averages = [a.numpy() for a in fresh_ema.averages_of(fresh.non_trainable_weights)]
+
+    def largest(pairs):  # relative to the statistic's size: variances reach the hundreds
+        return max(float(np.max(np.abs(a - b)) / max(1.0, np.max(np.abs(b)))) for a, b in pairs)
+    results["checkpoint_vs_mean"] = largest(
+        (s, np.mean(r, 0)) for s, r in zip(saved, replica_values))
+    results["ema_vs_mean"] = largest(
+        (s, np.mean(r, 0)) for s, r in zip(saved_averages, replica_averages))
+    results["checkpoint_vs_replica0"] = {kind: largest(
+        (s, r[0]) for k, s, r in zip(kinds, saved, replica_values) if k == kind)
+        for kind in set(kinds)}
+    results["ema_vs_replica0"] = {kind: largest(
+        (s, r[0]) for k, s, r in zip(kinds, saved_averages, replica_averages) if k == kind)
+        for kind in set(kinds)}
     evaluation = inputs.distributed_dataset(setup, split="validation", is_training=False)
     exact = trainer.evaluate(evaluation)
     export = trainer.export()
@@ -302,6 +346,9 @@ def test_two_replicas_reduce_once_agree_on_batch_norm_and_evaluate_every_example
     # the test can fail: clipping each replica's half before the sum moves the weights further
     assert results["per_replica_clip_difference"] > 10 * results["max_weight_difference"] + 1e-4
     assert results["update_size"] > 1e-3  # the clip was active and the step did something
+    # unclipped, the 2-replica step equals one device's: the replicas' gradients are summed
+    assert results["unclipped_update"] > 1e-2
+    assert results["unclipped_difference"] < 1e-3 * results["unclipped_update"]
     assert results["examples"] == 37
     assert results["ours_top1"] == pytest.approx(results["numpy_top1"], abs=1e-6)
     # 37 images at batch 8: 5 batches, also when one call may run 100
@@ -313,19 +360,28 @@ def test_two_replicas_reduce_once_agree_on_batch_norm_and_evaluate_every_example
     parameters = results["trainable_parameters"]
     assert parameters <= results["reduced_per_step"] <= parameters + 8
     assert results["reduced_in_3_steps"] == 3 * results["reduced_per_step"]
+    # the trainer's real step (batch norm, EMA) too: its EMA averages and BN statistics cross
+    # no replica per step (one more reduction of either would add their size)
+    parameters = results["trainer_trainable_parameters"]
+    assert results["trainer_statistics_size"] > 8
+    assert 2 * parameters <= results["trainer_reduced_in_2_steps"] <= 2 * (parameters + 8)
 
     # cosine + AdamW on 2 replicas == Keras' AdamW + CosineDecay on one device, 20 steps
     assert results["adamw_moved"] > 1e-2 and results["adamw_vs_keras"] < 1e-5
 
     # sync_batch_norm: both replicas normalise with the global batch, as one device does
-    assert results["sync_replica_spread"] < 1e-5 and results["sync_vs_single"] < 1e-4
+    # relative to each statistic's size (the skewed half makes them large): rounding is ~1e-7,
+    # per-replica moments are off by > 1e-2
+    assert results["sync_replica_spread"] < 1e-5 and results["sync_vs_single"] < 1e-5
+    assert results["unsynchronized_vs_single"] > 1e-2
 
     # batch norm: the replicas' statistics differ (different data), the checkpoint, the EMA and
     # the export hold their mean, and the exact evaluation scores what was exported
-    assert results["replica_spread"] > 1e-3
-    assert results["checkpoint_vs_mean"] < 1e-6
-    assert results["checkpoint_vs_replica0"] > 1e-4
-    assert results["ema_vs_mean"] < 1e-6
+    assert results["statistic_kinds"] == ["moving_mean", "moving_variance"]
+    assert min(results["replica_spread"].values()) > 1e-3
+    assert results["checkpoint_vs_mean"] < 1e-5 and results["ema_vs_mean"] < 1e-5
+    assert min(results["checkpoint_vs_replica0"].values()) > 1e-4
+    assert min(results["ema_vs_replica0"].values()) > 1e-4
     assert results["exact"][1] == 500
     assert results["served_top1"] == pytest.approx(results["exact"][0], abs=1e-9)
     assert results["confusions_equal"]

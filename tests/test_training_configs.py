@@ -105,7 +105,9 @@ def test_the_tfjob_example_runs_a_valid_multi_worker_command():
     ("profile_steps=5", "expected A,B"),
     ("profile_steps=9,3", "need 1 <= A <= B"),
     ("lr_schedule=linear", "unknown lr_schedule 'linear'"),
-    ("optimizer=adamw", "set --set decoupled_weight_decay"),
+    ("decoupled_weight_decay=-0.1", "decoupled_weight_decay must be >= 0, got -0.1"),
+    ("min_agreement_int8=1.5", "min_agreement_int8 must be in [0, 1], got 1.5"),
+    ("min_agreement_float=-0.1", "min_agreement_float must be in [0, 1], got -0.1"),
     ("no_decay_on=gamma", "no_decay_on='gamma'"),
     ("max_call_seconds=0", "max_call_seconds must be > 0"),
     ("augment=autoaugment", "unknown augment 'autoaugment'"),
@@ -119,6 +121,21 @@ def test_each_new_key_refuses_a_wrong_value_with_one_line(assignment, message):
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         apply_overrides(get_config("smoke"), [assignment]).validate()
+
+
+def test_adamw_decays_by_keras_default_unless_the_config_sets_the_decay():
+    from configs.base import ADAMW_DEFAULT_DECAY
+
+    smoke = configs.get_config("smoke")
+    assert ADAMW_DEFAULT_DECAY == 0.004  # keras.optimizers.AdamW(weight_decay=0.004)
+    assert apply_overrides(smoke, ["optimizer=adamw"]).validate().decoupled_decay == 0.004
+    explicit = apply_overrides(smoke, ["optimizer=adamw", "decoupled_weight_decay=0"]).validate()
+    assert explicit.decoupled_decay == 0.0  # an explicit 0 stays 0: plain Adam
+    assert apply_overrides(smoke, ["decoupled_weight_decay=0.05"]).decoupled_decay == 0.05
+    assert smoke.decoupled_weight_decay is None and smoke.decoupled_decay == 0.0  # adam: off
+    # a config saved before the default existed (0.0 written out) still loads as it ran
+    saved = TrainConfig.from_dict({**smoke.to_dict(), "decoupled_weight_decay": 0.0})
+    assert saved.validate().decoupled_decay == 0.0
 
 
 def test_the_run_summary_says_what_augmentation_runs():

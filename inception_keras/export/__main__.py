@@ -14,7 +14,9 @@ from inception_keras.export.formats import (
     DEFAULT_AGREEMENT_EXAMPLES,
     DEFAULT_CALIBRATION_EXAMPLES,
     DEFAULT_FORMATS,
+    FLOAT_MIN_AGREEMENT,
     FORMATS,
+    INT8_MIN_AGREEMENT,
     dataset_format_data,
     export_all,
     file_formats,
@@ -22,7 +24,8 @@ from inception_keras.export.formats import (
     require_runtimes,
 )
 from inception_keras.export.formats.data import check_counts
-from inception_keras.export.formats.run_model import is_run_dir, load_run_model
+from inception_keras.export.formats.names import agreement_bounds
+from inception_keras.training.run_model import is_run_dir, load_run_model  # the CLI only
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,6 +67,11 @@ def parse_args(argv=None):
     parser.add_argument("--agreement_examples", type=int, default=DEFAULT_AGREEMENT_EXAMPLES,
                         help="validation images each file is checked on (default %(default)s, "
                         "or all if fewer)")
+    parser.add_argument("--min_agreement_float", type=float, default=FLOAT_MIN_AGREEMENT,
+                        help="least top-1 agreement of litert, litert_float16 and onnx with the "
+                        "Keras model for the files to be published (default %(default)s)")
+    parser.add_argument("--min_agreement_int8", type=float, default=INT8_MIN_AGREEMENT,
+                        help="the same for litert_int8 (default %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -118,6 +126,7 @@ def export(args):
     wanted = parse_formats(args.formats)
     check_counts(calibration_examples=args.calibration_examples,
                  agreement_examples=args.agreement_examples)
+    bounds = agreement_bounds(args.min_agreement_float, args.min_agreement_int8)
     require_runtimes(wanted)  # before any work
     if file_formats(wanted) and not args.dataset and not is_run_dir(args.model):
         raise ExportError(
@@ -135,7 +144,7 @@ def export(args):
         data=lambda: dataset_format_data(dataset, data_dir, image_size,
                                          calibration_examples=args.calibration_examples,
                                          agreement_examples=args.agreement_examples),
-        source=source, int8_io=args.int8_io)
+        source=source, int8_io=args.int8_io, **bounds)
     return [written[kind] for kind in ("formats", "savedmodel") if kind in written]
 
 

@@ -112,7 +112,7 @@ class Trainer:
             optimizer.build(members)  # slots exist before a restore
             groups.append(ParameterGroup(name, optimizer, rate, members))
         no_decay = [g.strip() for g in config.no_decay_on.split(",")]
-        return LocalUpdate(groups, decoupled_weight_decay=config.decoupled_weight_decay,
+        return LocalUpdate(groups, decoupled_weight_decay=config.decoupled_decay,
                            no_decay=no_decay_variables(self.model, no_decay))
 
     # ------------------------------------------------------------------------------ state
@@ -240,6 +240,8 @@ class Trainer:
                 self.serving_model(), config.export_dir, model_name=config.model_name,
                 formats=formats, class_names=list(info.class_names),
                 image_size=config.image_size, int8_io=config.int8_io, log=log,
+                min_agreement_float=config.min_agreement_float,
+                min_agreement_int8=config.min_agreement_int8,
                 data=lambda: dataset_format_data(config.dataset, config.data_dir,
                                                  config.image_size),
                 source={"model_dir": config.model_dir, "step": self.step,

@@ -34,12 +34,12 @@ from inception_keras.export.formats.names import (
     FORMATS,
     INT8_MIN_AGREEMENT,
     SAVEDMODEL,
+    agreement_bounds,
     file_formats,
     needs_data,
     parse_formats,
 )
 from inception_keras.export.formats.onnx_format import ONNX_OPSET, OnnxRunner
-from inception_keras.export.formats.run_model import load_run_model
 from inception_keras.export.formats.runners import load_runner
 from inception_keras.export.formats.runtimes import require_runtimes
 
@@ -60,6 +60,7 @@ __all__ = [
     "ONNX_OPSET",
     "OnnxRunner",
     "SAVEDMODEL",
+    "agreement_bounds",
     "array_format_data",
     "dataset_format_data",
     "deploy_model",
@@ -67,7 +68,6 @@ __all__ = [
     "export_formats",
     "file_formats",
     "formats_base_dir",
-    "load_run_model",
     "load_runner",
     "measure_agreement",
     "needs_data",

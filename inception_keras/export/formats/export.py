@@ -26,7 +26,8 @@ from inception_keras.export.formats.deploy_model import deploy_model, probabilit
 from inception_keras.export.formats.litert import LiteRTRunner, convert_litert, \
     write_converter_source
 from inception_keras.export.formats.names import (
-    LITERT_INT8, ONNX, SAVEDMODEL, file_formats, parse_formats)
+    FLOAT_MIN_AGREEMENT, INT8_MIN_AGREEMENT, LITERT_INT8, ONNX, SAVEDMODEL, agreement_bounds,
+    file_formats, parse_formats)
 from inception_keras.export.formats.onnx_format import OnnxRunner, convert_onnx, file_opset
 from inception_keras.export.formats.runtimes import package_versions, require_runtimes
 from inception_keras.export.versions import (
@@ -42,7 +43,8 @@ def formats_base_dir(export_dir, model_name):
 
 def export_all(model, export_dir="saved_models", *, model_name="inception_v3", formats,
                version=None, class_names=None, image_size=None, top_k=5, data=None, source=None,
-               int8_io=False, log=print):
+               int8_io=False, min_agreement_float=FLOAT_MIN_AGREEMENT,
+               min_agreement_int8=INT8_MIN_AGREEMENT, log=print):
     """Every format of `formats` under ONE version number: the file formats first (their
     agreement bound is what most often refuses an export), then the SavedModel; returns the
     folders written ({format kind: path}: "formats" and/or "savedmodel").
@@ -53,6 +55,7 @@ def export_all(model, export_dir="saved_models", *, model_name="inception_v3", f
     """
     wanted = parse_formats(formats)
     require_runtimes(wanted)
+    bounds = agreement_bounds(min_agreement_float, min_agreement_int8)
     files = file_formats(wanted)
     bases = ([formats_base_dir(export_dir, model_name)] if files else []) + (
         [model_base_dir(export_dir, model_name)] if SAVEDMODEL in wanted else [])
@@ -67,7 +70,7 @@ def export_all(model, export_dir="saved_models", *, model_name="inception_v3", f
         written["formats"], _ = export_formats(
             model, export_dir, model_name=model_name, version=version, formats=wanted,
             class_names=class_names, image_size=image_size, data=data, source=source,
-            int8_io=int8_io, log=log)
+            int8_io=int8_io, log=log, **bounds)
     if SAVEDMODEL in wanted:
         written["savedmodel"] = export_saved_model(
             model, export_dir, model_name=model_name, version=version, class_names=class_names,
@@ -77,7 +80,8 @@ def export_all(model, export_dir="saved_models", *, model_name="inception_v3", f
 
 def export_formats(model, export_dir="saved_models", *, model_name="inception_v3", version=None,
                    formats, class_names=None, image_size=None, data=None, source=None,
-                   int8_io=False, log=print):
+                   int8_io=False, min_agreement_float=FLOAT_MIN_AGREEMENT,
+                   min_agreement_int8=INT8_MIN_AGREEMENT, log=print):
     """Writes the file formats among `formats` and returns (version folder, card dict).
 
     Args:
@@ -97,17 +101,20 @@ def export_formats(model, export_dir="saved_models", *, model_name="inception_v3
             the agreement images. Required by every file format.
         source: facts for the card, e.g. {"checkpoint": path, "step": 1000} or {"keras_file": p}.
         int8_io: `litert_int8` takes and returns int8 instead of float32.
+        min_agreement_float, min_agreement_int8: the least top-1 agreement with the Keras model
+            of the float files and of the int8 file for the version to be published.
         log: called with each line of the agreement table.
 
     Raises:
         ExportError: a package is missing, an argument is unusable, or a file agrees with the
-            Keras model less than its bound (`names.FileFormat.min_agreement`); nothing is
+            Keras model less than its bound (`min_agreement_float`/`_int8`); nothing is
             published then.
     """
     files = file_formats(formats)
     if not files:
         return None, None
     require_runtimes(formats)
+    bounds = agreement_bounds(min_agreement_float, min_agreement_int8)
     if data is None:
         raise ExportError(
             f"export formats {', '.join(f.name for f in files)} need images (int8 calibration "
@@ -125,14 +132,14 @@ def export_formats(model, export_dir="saved_models", *, model_name="inception_v3
             model_name=model_name, version=version, image_size=spec.image_size,
             class_names=spec.class_names, source=source,
             data={**data.description, "calibration_images": calibration_images},
-            files={name: _file_facts(temp_dir, name, fmt, runners[name])
+            files={name: _file_facts(temp_dir, name, fmt, runners[name], bounds[fmt.bound_key])
                    for name, fmt in converted.items()},
             agreements=agreements, packages=package_versions(formats),
             onnx_opset=_onnx_opset(temp_dir, converted),
         )
         for line in card_lib.agreement_table(card):
             log(line)
-        _check_bounds(agreements, converted, base)
+        _check_bounds(agreements, converted, bounds, base)
         card_lib.write_card(temp_dir, card, spec.class_names)
         return publish(temp_dir, base, version), card
 
@@ -203,14 +210,14 @@ def _keras_probabilities(network):
     return lambda images: probabilities(tf.constant(images))["probabilities"].numpy()
 
 
-def _file_facts(folder, name, fmt, runner):
+def _file_facts(folder, name, fmt, runner, bound):
     facts = {
         "format": fmt.name,
         "bytes": os.path.getsize(os.path.join(folder, name)),
         "weights": fmt.weights,
         "input_dtype": runner.input_dtype,
         "output_dtype": runner.output_dtype,
-        "min_top1_agreement": fmt.min_agreement,
+        "min_top1_agreement": bound,
     }
     for key in ("input_quantization", "output_quantization"):
         quantization = getattr(runner, key, None)
@@ -219,13 +226,18 @@ def _file_facts(folder, name, fmt, runner):
     return facts
 
 
-def _check_bounds(agreements, converted, base):
-    failures = below_bound(agreements, {name: fmt.min_agreement for name, fmt in converted.items()})
+def _check_bounds(agreements, converted, bounds, base):
+    failures = below_bound(agreements, {name: bounds[fmt.bound_key]
+                                        for name, fmt in converted.items()})
     if failures:
         images = next(iter(agreements.values())).images
         what = "; ".join(f"{converted[name].name} ({name}) agrees on {value:.2%}, below "
-                         f"{bound:.1%}" for name, value, bound in failures)
+                         f"{converted[name].bound_key} {bound:.1%}"
+                         for name, value, bound in failures)
+        keys = sorted({converted[name].bound_key for name, _, _ in failures})
+        lower = " / ".join(f"--{key} X (export) or --set {key}=X (trainer)" for key in keys)
         raise ExportError(
             f"{what} of the top-1 predictions of the Keras model on {images} images; nothing "
-            f"was published in {base}. Calibrate int8 on more images, or leave that format out."
+            f"was published in {base}. Calibrate int8 on more images, lower the bound with "
+            f"{lower}, or leave that format out."
         )

@@ -22,9 +22,15 @@ class FileFormat:
     name: str
     file_name: str
     weights: str  # what the file stores the weights as, in words
-    min_agreement: float  # the least top-1 agreement with the Keras model it may be published at
+    min_agreement: float  # the default least top-1 agreement it may be published at
+
+    @property
+    def bound_key(self):
+        """The option that sets its bound: `min_agreement_int8` or `min_agreement_float`."""
+        return "min_agreement_int8" if self.name == LITERT_INT8 else "min_agreement_float"
 
 
+# defaults of the bounds (config keys and export flags `min_agreement_float`/`_int8`)
 FLOAT_MIN_AGREEMENT = 0.995
 INT8_MIN_AGREEMENT = 0.97
 FILE_FORMATS = {
@@ -68,3 +74,13 @@ def needs_data(formats):
     agreement with the Keras model on validation images, and `litert_int8` is calibrated on
     training images."""
     return bool(file_formats(formats))
+
+
+def agreement_bounds(min_agreement_float=FLOAT_MIN_AGREEMENT,
+                     min_agreement_int8=INT8_MIN_AGREEMENT):
+    """{bound_key: value}, each checked to be a share in [0, 1] (ExportError names the flag)."""
+    bounds = {"min_agreement_float": min_agreement_float, "min_agreement_int8": min_agreement_int8}
+    for key, value in bounds.items():
+        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ExportError(f"--{key} must be a share in [0, 1] (e.g. 0.97), got {value!r}.")
+    return {key: float(value) for key, value in bounds.items()}

@@ -42,8 +42,8 @@ def summary_lines(setup):
         f"{config.optimizer} lr {lr_text}",
         f"model       {config.variant} depth_multiplier {config.depth_multiplier}, "
         f"aux {config.include_aux}, {ema_text}, weight decay {config.weight_decay:g} (L2)"
-        + (f", decoupled {config.decoupled_weight_decay:g} (not on {config.no_decay_on})"
-           if config.decoupled_weight_decay else ""),
+        + (f", decoupled {config.decoupled_decay:g} (not on {config.no_decay_on})"
+           if config.decoupled_decay else ""),
         f"augment     {augmentation_text(config)}",
         f"model_dir   {config.model_dir}",
         f"export_dir  {config.export_dir}",

@@ -1,8 +1,9 @@
-"""A training run's model, as the export CLI takes it: `--model <model_dir>`.
+"""A training run's model, as `python -m inception_keras.export --model <model_dir>` takes it.
 
 `load_run_model(model_dir)` rebuilds the run's network from its `config.json` in float32 and
 loads its newest checkpoint (its EMA weights when the run kept them), through the trainer's own
-restore (the one --export_only and --eval_only use).
+restore (the one --export_only and --eval_only use). The export library takes the model and its
+metadata; loading a run is training's, so the export package imports nothing of training.
 """
 
 import dataclasses
@@ -10,7 +11,12 @@ import os
 
 import tensorflow as tf
 
+from configs.base import ConfigError, TrainConfig
 from inception_keras.export.errors import ExportError
+from inception_keras.training.entries import restored_trainer
+from inception_keras.training.errors import TrainerError
+from inception_keras.training.loop.checkpoints import CONFIG_FILE, load_config_dict
+from inception_keras.training.setup import setup_run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,8 +31,6 @@ class RunModel:
 
 def is_run_dir(path):
     """True when `path` is a folder holding a training run's config.json."""
-    from inception_keras.training.loop.checkpoints import CONFIG_FILE
-
     return tf.io.gfile.isdir(path) and tf.io.gfile.exists(os.path.join(path, CONFIG_FILE))
 
 
@@ -35,12 +39,6 @@ def load_run_model(model_dir):
 
     The run's network in float32 with its newest checkpoint (EMA weights when it kept them),
     restored as the trainer's --export_only does (`entries.restored_trainer`)."""
-    from configs.base import ConfigError, TrainConfig
-    from inception_keras.training.loop.checkpoints import load_config_dict
-    from inception_keras.training.entries import restored_trainer
-    from inception_keras.training.errors import TrainerError
-    from inception_keras.training.setup import setup_run
-
     saved = load_config_dict(model_dir)
     if saved is None:
         raise ExportError(f"{model_dir} has no config.json: pass a training run's --model_dir "
