@@ -185,3 +185,15 @@ def test_the_trainers_input_crosses_to_the_device_in_the_compute_dtype(policy, d
     assert images.dtype == dtype and labels.dtype == tf.int32 and labels.shape.rank == 1
     assert evaluation.element_spec[0].dtype == dtype and evaluation.element_spec[1].dtype == tf.int32
     assert mixed.element_spec[1].dtype == tf.float32 and mixed.element_spec[1].shape.rank == 2
+
+
+@pytest.mark.parametrize("proposals, agreed", [
+    ([[0, 7], [0, 3], [0, 5]], (False, 3)),  # the fewest steps: the slowest worker's bound
+    ([[0, 2], [1, 9]], (True, 2)),  # one worker's SIGTERM stops every worker
+    ([[1, 4], [0, 4]], (True, 4)),
+    ([[0, 6]], (False, 6)),
+])
+def test_workers_agree_on_any_sigterm_and_the_fewest_steps(proposals, agreed):
+    from inception_keras.training.loop.preemption import combine_proposals
+
+    assert combine_proposals(np.array(proposals)) == agreed

@@ -1,0 +1,101 @@
+"""A long run survives a bad step (`on_nonfinite=recover`), and keeps its best checkpoint: two
+runs of the same command, from a working directory with relative paths, on a 3-class folder of
+photos (one colour channel full per class).
+
+1. `fault_nan_batches=7` (the test-only fault injection: batch 7 of the process's input holds NaN
+   images, so the real step's loss is NaN) in the call of steps 7-8: the run restores ckpt-4,
+   skips the batches drawn for steps 5-8 and finishes (a rewound input would meet batch 7 again
+   and spend both recoveries). The learning rate x1000 in epoch 2 ruins the model, so epoch 1's
+   validation is the best: `export=best` exports the weights of its checkpoint.
+2. The same command with a third epoch at a learning rate of 1e38 x 1000^2 (inf): the weights
+   overflow, the loss is NaN; the run recovers once more (2 of 2, counted on from run 1 through
+   run_state.json), diverges again and stops with exit status 1, keeping ckpt-32.
+"""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import run_trainer
+
+STEPS, CLASSES = 16, ("red", "green", "blue")
+ARGS = ["--dataset", "folder:photos", "--model_dir", "run", "--export_dir", "exports",
+        "--batch_size", "8", "--epochs", "2", "--steps_per_epoch", str(STEPS),
+        "--precision", "float32", "--set", "image_size=75", "--set", "depth_multiplier=0.125",
+        "--set", "image_summaries=false", "--set", "log_every_steps=4",
+        "--set", "deterministic=true", "--set", "seed=1",
+        "--set", "base_learning_rate=0.01", "--set", "batch_norm_momentum=0.5",
+        "--set", "decay_rate=1000", "--set", "keep_best=val_top1", "--set", "export=best",
+        "--set", "checkpoint_every_steps=4", "--set", "steps_per_execution=2",
+        "--set", "on_nonfinite=recover", "--set", "max_recoveries=2"]
+
+
+def scalars(folder, tag):
+    values = {}
+    for path in tf.io.gfile.glob(f"{folder}/events.*"):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    values[event.step] = float(tf.make_ndarray(value.tensor))
+    return values
+
+
+def tensors(checkpoint):
+    reader = tf.train.load_checkpoint(checkpoint)
+    return [reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
+            if key.startswith("model/")]
+
+
+def holds(exported, checkpoint):
+    """Every exported weight is one of the checkpoint's tensors, value for value."""
+    saved = tensors(checkpoint)
+    return all(any(t.shape == w.shape and np.array_equal(t, w) for t in saved) for w in exported)
+
+
+@pytest.mark.slow
+def test_a_nan_batch_is_recovered_from_and_a_real_divergence_stops_after_max_recoveries(
+        tmp_path, write_image_folder):
+    write_image_folder(tmp_path / "photos", CLASSES, 16, 4)
+    run = tmp_path / "run"
+    # 1. the call of steps 7-8 meets NaN images; the first two calls run one step each (the
+    # CallPlanner measures the step time first), then two: 3-4, 5-6, 7-8
+    code, output = run_trainer(tmp_path, *ARGS, "--set", "fault_nan_batches=7")
+    assert code == 0, output[-4000:]
+    assert (f"non-finite loss in steps 7-8: restored {run}/checkpoints/ckpt-4 (step 4); the "
+            "batches drawn for steps 5-8 are skipped, training goes on from step 5 with the "
+            "batches after them (recovery 1 of 2)") in output, output[-4000:]
+    assert "Traceback" not in output and "recovery 2 of 2" not in output
+    state = json.loads((run / "run_state.json").read_text())
+    assert state["recoveries"] == [{"failed_steps": [7, 8], "restored_step": 4,
+                                    "checkpoint": f"{run}/checkpoints/ckpt-4"}]
+    assert state["trained_step"] == 2 * STEPS
+    assert scalars(run / "tensorboard", "train/recoveries") == {8: 1.0}
+
+    # the best validation is epoch 1's; the export holds its checkpoint's weights, not the last
+    validations = [float(v) for v in re.findall(r"epoch \d/2 done .*val_top1 ([0-9.]+)", output)]
+    assert len(validations) == 2 and validations[0] > validations[1], validations
+    assert state["best"]["step"] == STEPS and state["exported"]["step"] == STEPS
+    assert f"final evaluation and export use the best checkpoint, step {STEPS}" in output
+    exported = [v.numpy() for v in tf.saved_model.load(
+        str(tmp_path / "exports" / "inception_v3" / "1")).variables]
+    assert holds(exported, state["best"]["path"])
+    assert not holds(exported, str(run / "checkpoints" / f"ckpt-{2 * STEPS}"))
+
+    # 2. a third epoch whose learning rate overflows: real divergence, every time
+    code, output = run_trainer(tmp_path, *ARGS, "--epochs", "3",
+                               "--set", "base_learning_rate=1e38")
+    assert code == 1, output[-4000:]
+    assert f"resumed from epoch 2 step {STEPS} (global step {2 * STEPS})" in output
+    assert "validating the weights of step 32" not in output  # validated by run 1 already
+    assert re.search(r"non-finite loss in steps 3[34]-3[3-6]: restored \S+/ckpt-32 \(step 32\); "
+                     r".* \(recovery 2 of 2\)", output), output[-4000:]
+    assert re.search(r"training stopped at step 3\d: the loss or the weights became "
+                     rf"non-finite; the last good checkpoint is {run}/checkpoints/ckpt-32; 2 of "
+                     r"max_recoveries=2 recoveries spent over the run", output), output[-4000:]
+    assert "Traceback" not in output
+    state = json.loads((run / "run_state.json").read_text())
+    assert [r["restored_step"] for r in state["recoveries"]] == [4, 32]
+    assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-32")
