@@ -197,3 +197,17 @@ def test_workers_agree_on_any_sigterm_and_the_fewest_steps(proposals, agreed):
     from inception_keras.training.loop.preemption import combine_proposals
 
     assert combine_proposals(np.array(proposals)) == agreed
+
+
+def test_fault_nan_batches_turns_exactly_those_batches_of_the_stream_to_nan():
+    from inception_keras.training.inputs import with_nan_batches
+
+    def fn(input_context=None):
+        return tf.data.Dataset.from_tensors((tf.ones([2, 3], tf.bfloat16), tf.constant([1, 2])))\
+            .repeat()
+
+    batches = list(with_nan_batches(fn, "2,4")().take(5))
+    nan = [bool(tf.reduce_all(tf.math.is_nan(tf.cast(images, tf.float32)))) for images, _ in batches]
+    assert nan == [False, True, False, True, False]
+    assert all((labels.numpy() == [1, 2]).all() for _, labels in batches)  # labels untouched
+    assert float(tf.reduce_sum(tf.cast(batches[0][0], tf.float32))) == 6.0
