@@ -30,6 +30,7 @@ ADAMW_DEFAULT_DECAY = 0.004
 LR_SCHEDULES = ("exponential", "cosine")
 NO_DECAY_GROUPS = ("bn", "bias")  # what no_decay_on may name (comma-separated), or "none"
 KEEP_BEST = ("none", "val_top1")
+ON_NONFINITE = ("stop", "recover")
 EXPORT_CHOICES = ("last", "best")
 
 
@@ -151,6 +152,13 @@ class TrainConfig:
     watch_timeout: float = 3600.0  # --eval_only --watch: give up after this long without news
     profile_steps: str = ""  # "A,B": a TensorBoard profiler trace of steps A..B (1-based)
     histogram_every: int = 0  # weight and gradient-norm histograms every N steps (0: off)
+
+    # --- a non-finite loss (inception_keras/training/loop/recovery.py) ---
+    on_nonfinite: str = "stop"  # stop (exit 1) | recover: restore the newest good checkpoint,
+    #                             skip the failed batches and go on
+    max_recoveries: int = 3  # recoveries per run, counted over its restarts (run_state.json)
+    fault_nan_batches: str = ""  # FAULT INJECTION for tests only: "5" or "5,9", 1-based batches
+    #                              of this process's training input whose images become NaN
 
     # ------------------------------------------------------------------ helpers
     def to_dict(self):
@@ -284,11 +292,12 @@ def _choice(config, key, choices):
 def _validate_training_policies(config):
     """Optimizer, schedule, decay groups, best checkpoint, observability: one line each."""
     for key, choices in (("lr_schedule", LR_SCHEDULES), ("keep_best", KEEP_BEST),
-                         ("export", EXPORT_CHOICES)):
+                         ("export", EXPORT_CHOICES), ("on_nonfinite", ON_NONFINITE)):
         _choice(config, key, choices)
     if config.lr_schedule == "cosine" and config.warmup == "tpu_reference":
         raise ConfigError("lr_schedule=cosine takes warmup=linear or none")
-    for key, low in (("decoupled_weight_decay", 0.0), ("histogram_every", 0)):
+    for key, low in (("decoupled_weight_decay", 0.0), ("histogram_every", 0),
+                     ("max_recoveries", 0)):
         if getattr(config, key) is not None and getattr(config, key) < low:
             raise ConfigError(f"{key} must be >= {low:g}, got {getattr(config, key)}")
     for key in ("head_lr_multiplier", "watch_timeout"):
@@ -306,6 +315,7 @@ def _validate_training_policies(config):
     for key in ("min_agreement_float", "min_agreement_int8"):
         if not 0.0 <= getattr(config, key) <= 1.0:
             raise ConfigError(f"{key} must be in [0, 1], got {getattr(config, key)}")
+    _check_fault_nan_batches(config)
     formats = [name.strip() for name in config.export_formats.split(",") if name.strip()]
     if not formats or not set(formats) <= set(EXPORT_FORMATS):
         raise ConfigError(f"export_formats={config.export_formats!r}: use a comma-separated "
@@ -324,6 +334,20 @@ def profile_steps(config):
     if not 1 <= first <= last:
         raise ConfigError(f"profile_steps={config.profile_steps!r}: need 1 <= A <= B")
     return first, last
+
+
+def _check_fault_nan_batches(config):
+    """`fault_nan_batches` is empty or batch numbers >= 1, comma-separated."""
+    text = config.fault_nan_batches.strip()
+    if not text:
+        return
+    try:
+        positions = [int(part) for part in text.split(",")]
+    except ValueError:
+        positions = [0]
+    if min(positions) < 1:
+        raise ConfigError(f"fault_nan_batches={config.fault_nan_batches!r}: expected batch "
+                          "numbers >= 1, comma-separated (e.g. 5 or 5,9); empty: off")
 
 
 def _field_types():

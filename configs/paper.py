@@ -65,4 +65,5 @@ def get_config():
         epochs=100,
         checkpoint_every_steps=5000,
         log_every_steps=100,
+        on_nonfinite="recover",  # TF Model Garden's recovery: restore the last good checkpoint
     )

@@ -61,4 +61,5 @@ def get_config():
         eval_every_epochs=5,
         checkpoint_every_steps=2000,
         log_every_steps=100,
+        on_nonfinite="recover",  # TF Model Garden's recovery: restore the last good checkpoint
     )

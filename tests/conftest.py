@@ -62,6 +62,7 @@ LONGEST_FILES_FIRST = (
     "test_finetune_recipe.py",
     "test_trainer_eval_only.py",
     "test_trainer_preemption.py",
+    "test_trainer_recovery.py",
     "test_export_formats_full_size.py",
     "test_trainer_watch_and_best.py",
     "test_train_step_mirrored.py",

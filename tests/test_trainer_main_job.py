@@ -52,6 +52,7 @@ def test_readme_main_job_runs_to_the_end_and_again(tmp_path):
     assert "resumed from epoch 4 step 93 (global step 372)" in again
     assert "training already complete (372 steps)" in again
     assert not re.search(r"epoch \d/4 step", again)  # no step trained
+    assert "validating the weights" not in again  # epoch 4's validation is recorded as done
     assert "final evaluation of step 372 is already in" in again
     assert f"step 372 is already exported to {export}; nothing left to do" in again
     assert sorted(os.listdir(tmp_path / "saved_models" / "inception_v3")) == ["1"]

@@ -1,15 +1,19 @@
 """Watching a run train and keeping its best checkpoint.
 
 - CLI, from a working directory: a tiny training run (3 epochs, profiler and histograms on) and
-  `--eval_only --watch` started beside it: the watcher evaluates the run's 3 checkpoints, writes
-  only its own files and exits when the run is finished; run again on the finished run after one
-  checkpoint's data was deleted, it skips that one and evaluates the others.
+  `--eval_only --watch` started beside it: the trainer is paused (SIGSTOP) once its first
+  checkpoint exists, and the watcher evaluates that checkpoint while the run is unfinished; then
+  it evaluates the run's other checkpoints, writes only its own files and exits when the run is
+  finished; run again on the finished run after one checkpoint's data was deleted, it skips that
+  one and evaluates the others.
 - In-process: `keep_best=val_top1` keeps the best validation's checkpoint while rotation deletes
   the old ones, and `export=best` evaluates and exports that one, saying why.
 """
 
 import json
 import os
+import signal
+import time
 
 import keras
 import pytest
@@ -33,18 +37,40 @@ def tensorboard_tags(folder):
     return tags
 
 
+def wait_until(condition, timeout):
+    deadline = time.time() + timeout
+    while not condition() and time.time() < deadline:
+        time.sleep(0.1)
+    return condition()
+
+
 @pytest.mark.slow
 def test_watcher_follows_a_concurrent_run_and_skips_a_deleted_checkpoint(tmp_path):
+    from inception_keras.training.records.run_state import RunState
+
+    run = tmp_path / "run"
     trainer = start_trainer(tmp_path, [*TINY, "--set", "profile_steps=2,3",
                                        "--set", "histogram_every=2"], tmp_path / "train.log")
+    watcher = start_trainer(tmp_path, ["--eval_only", "--watch", "--model_dir", "run",
+                                       "--set", "watch_timeout=300"], tmp_path / "watch.log")
     try:
-        code, watch = run_trainer(tmp_path, "--eval_only", "--watch", "--model_dir", "run",
-                                  "--set", "watch_timeout=300", timeout=600)
+        # the trainer paused once its first checkpoint exists: the watcher scores it meanwhile
+        assert wait_until((run / "checkpoints" / "checkpoint").exists, 400)
+        trainer.send_signal(signal.SIGSTOP)
+        try:
+            scored_while_paused = wait_until((run / "watch_results.json").exists, 240)
+            unfinished = RunState.load(str(run)).trained_step is None
+        finally:
+            trainer.send_signal(signal.SIGCONT)
+        code = watcher.wait(timeout=600)
     finally:
         trained = trainer.wait(timeout=600)
+        if watcher.poll() is None:
+            watcher.kill()
+    watch = (tmp_path / "watch.log").read_text()
+    assert scored_while_paused and unfinished, watch[-3000:]
     assert trained == 0, (tmp_path / "train.log").read_text()[-3000:]
     assert code == 0, watch[-3000:]
-    run = tmp_path / "run"
     steps = [STEPS * epoch for epoch in range(1, EPOCHS + 1)]
     results = json.loads((run / "watch_results.json").read_text())
     assert [r["step"] for r in results] == steps

@@ -185,3 +185,29 @@ def test_the_trainers_input_crosses_to_the_device_in_the_compute_dtype(policy, d
     assert images.dtype == dtype and labels.dtype == tf.int32 and labels.shape.rank == 1
     assert evaluation.element_spec[0].dtype == dtype and evaluation.element_spec[1].dtype == tf.int32
     assert mixed.element_spec[1].dtype == tf.float32 and mixed.element_spec[1].shape.rank == 2
+
+
+@pytest.mark.parametrize("proposals, agreed", [
+    ([[0, 7], [0, 3], [0, 5]], (False, 3)),  # the fewest steps: the slowest worker's bound
+    ([[0, 2], [1, 9]], (True, 2)),  # one worker's SIGTERM stops every worker
+    ([[1, 4], [0, 4]], (True, 4)),
+    ([[0, 6]], (False, 6)),
+])
+def test_workers_agree_on_any_sigterm_and_the_fewest_steps(proposals, agreed):
+    from inception_keras.training.loop.preemption import combine_proposals
+
+    assert combine_proposals(np.array(proposals)) == agreed
+
+
+def test_fault_nan_batches_turns_exactly_those_batches_of_the_stream_to_nan():
+    from inception_keras.training.inputs import with_nan_batches
+
+    def fn(input_context=None):
+        return tf.data.Dataset.from_tensors((tf.ones([2, 3], tf.bfloat16), tf.constant([1, 2])))\
+            .repeat()
+
+    batches = list(with_nan_batches(fn, "2,4")().take(5))
+    nan = [bool(tf.reduce_all(tf.math.is_nan(tf.cast(images, tf.float32)))) for images, _ in batches]
+    assert nan == [False, True, False, True, False]
+    assert all((labels.numpy() == [1, 2]).all() for _, labels in batches)  # labels untouched
+    assert float(tf.reduce_sum(tf.cast(batches[0][0], tf.float32))) == 6.0

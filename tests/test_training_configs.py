@@ -115,6 +115,10 @@ def test_the_tfjob_example_runs_a_valid_multi_worker_command():
     ("augment_magnitude=11", "augment_magnitude must be in [0, 10]"),
     ("histogram_every=-2", "histogram_every must be >= 0"),
     ("head_lr_multiplier=0", "head_lr_multiplier must be > 0"),
+    ("on_nonfinite=skip", "unknown on_nonfinite 'skip': use one of stop, recover"),
+    ("max_recoveries=-1", "max_recoveries must be >= 0"),
+    ("fault_nan_batches=0", "fault_nan_batches='0': expected batch numbers >= 1"),
+    ("fault_nan_batches=5;9", "fault_nan_batches='5;9': expected batch numbers >= 1"),
 ])
 def test_each_new_key_refuses_a_wrong_value_with_one_line(assignment, message):
     from configs import ConfigError, apply_overrides, get_config
@@ -136,6 +140,13 @@ def test_adamw_decays_by_keras_default_unless_the_config_sets_the_decay():
     # a config saved before the default existed (0.0 written out) still loads as it ran
     saved = TrainConfig.from_dict({**smoke.to_dict(), "decoupled_weight_decay": 0.0})
     assert saved.validate().decoupled_decay == 0.0
+
+
+def test_the_long_recipes_recover_from_a_non_finite_loss_and_the_others_stop():
+    recovering = {name for name in configs.RECIPES
+                  if configs.get_config(name).on_nonfinite == "recover"}
+    assert recovering == {"paper", "tpu", "gpu"}
+    assert TrainConfig().on_nonfinite == "stop" and TrainConfig().max_recoveries == 3
 
 
 def test_the_run_summary_says_what_augmentation_runs():

@@ -30,6 +30,7 @@ from inception_keras.training.errors import Preempted, TrainerError
 from inception_keras.training.loop.train_loop import TrainLoop
 from inception_keras.training.loop.observe import Histograms, Profiler
 from inception_keras.training.loop.preemption import CallPlanner, SigtermWatch
+from inception_keras.training.loop.recovery import Recovery
 from inception_keras.training.records.run_state import RunRecord
 from inception_keras.training.setup import setup_run
 from inception_keras.training.step.steps import EvaluationStopped
@@ -150,7 +151,8 @@ def _train(setup, trainer, datasets, watch, record, summaries, log):
                    *observers]
         loop = TrainLoop(trainer, training_input, actions=actions, checkpointer=checkpointer,
                          watch=watch, log=log,
-                         planner=CallPlanner(config.steps_per_execution, config.max_call_seconds))
+                         planner=CallPlanner(config.steps_per_execution, config.max_call_seconds),
+                         recovery=_recovery(setup, trainer, record, summaries, log))
         started, first = time.perf_counter(), trainer.step
         try:
             validation = loop.run()
@@ -161,6 +163,13 @@ def _train(setup, trainer, datasets, watch, record, summaries, log):
     log(f"training done: {total - first} steps in {time.perf_counter() - started:.0f} s")
     record.update(trained_step=trainer.step)
     return validation
+
+
+def _recovery(setup, trainer, record, summaries, log):
+    if setup.config.on_nonfinite != "recover":
+        return None
+    return Recovery(trainer, record, summaries, log, limit=setup.config.max_recoveries,
+                    strategy=setup.strategy)
 
 
 def _keep_best(trainer, write_dir, record, log):

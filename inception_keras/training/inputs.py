@@ -1,6 +1,7 @@
 """The datasets of a run, built from its config through `inception_keras.data.make_input_fn`.
 
     train = distributed_dataset(setup, split="train", is_training=True)      # forever
+    # (with `fault_nan_batches`, the test-only fault injection, some of its batches are NaN)
     validation = distributed_dataset(setup, split="validation", is_training=False)  # one padded pass
     final = evaluation_dataset(setup, validation)      # eval_crops > 1: every crop of each image
 
@@ -43,10 +44,29 @@ def input_fn(config, info, *, split, is_training, eval_crops=1, dtype=None):
 def distributed_dataset(setup, *, split, is_training, config=None, eval_crops=1):
     config = config or setup.config
     fn = input_fn(config, setup.info, split=split, is_training=is_training, eval_crops=eval_crops)
+    if is_training and config.fault_nan_batches:
+        fn = with_nan_batches(fn, config.fault_nan_batches)
     try:
         return setup.strategy.distribute_datasets_from_function(fn)
     except data.DataError as error:
         raise TrainerError(str(error)) from None
+
+
+def with_nan_batches(fn, positions):
+    """FAULT INJECTION for tests (`fault_nan_batches`): `fn`'s datasets with the images of the
+    batches at `positions` ("5,9": 1-based, counted from the start of each input pipeline's
+    stream, so the same steps on every replica) replaced by NaN, as a corrupt batch would be.
+    The real training step then computes a NaN loss, the way Model Garden's recovery test gives
+    its task a NaN loss; a JPEG or PNG decodes to finite pixels, so a file cannot do it."""
+    wanted = tf.constant([int(p) for p in positions.split(",")], tf.int64)
+
+    def poison(index, batch):
+        images, *rest = batch
+        hit = tf.reduce_any(tf.equal(index + 1, wanted))
+        images = images + tf.cast(tf.where(hit, float("nan"), 0.0), images.dtype)
+        return (images, *rest)
+
+    return lambda input_context=None: fn(input_context).enumerate().map(poison)
 
 
 def evaluation_dataset(setup, single_crop):

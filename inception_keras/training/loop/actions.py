@@ -2,7 +2,8 @@
 
 Before every training call the loop calls each action's `before_call(step, steps)`; after it,
 it builds a `Boundary` and calls each `after_call`; after the last call of an epoch it then
-calls each `after_epoch`, in the order given:
+calls each `after_epoch`, in the order given. After a recovery from a non-finite loss
+(recovery.py) it calls each `after_recovery(step)` with the step restored.
 
     Checkpointer     every `checkpoint_every_steps` steps, and at each epoch end BEFORE the
                      validation (a validation that fails or is preempted loses no training)
@@ -57,6 +58,9 @@ class Action:
     def after_epoch(self, boundary):
         pass
 
+    def after_recovery(self, step):
+        pass
+
 
 class Checkpointer(Action):
     """Saves checkpoints through `manager` (a tf.train.CheckpointManager) when due; never from a
@@ -83,6 +87,9 @@ class Checkpointer(Action):
         if path:
             self.saved_step = step
         return path
+
+    def after_recovery(self, step):
+        self.saved_step = None  # the steps after `step` are trained and saved again
 
     @property
     def latest(self):
@@ -206,6 +213,12 @@ class ProgressLog(Action):
                 "perf", {k: means[k] for k in ("step_time_s", "images_per_s")}, step)
         self.window.reset()
         self.timed, self.last_logged = True, step
+
+    def after_recovery(self, step):
+        """The restored step: the windows forget the steps that were undone."""
+        self.window.reset()
+        self.epoch_window.reset()
+        self.timed, self.last_logged = False, step
 
 
 def is_finite(stats):

@@ -53,11 +53,17 @@ class SigtermWatch:
         steps any worker proposed."""
         if self._gather is None:
             return self._flag, steps
-        proposals = self._gather([int(self._flag), steps])
-        return bool(proposals[:, 0].max()), int(proposals[:, 1].min())
+        return combine_proposals(self._gather([int(self._flag), steps]))
 
     def requested(self):
         return self.agree(1)[0]
+
+
+def combine_proposals(proposals):
+    """Every worker's `[sigterm flag, steps]` (rows) -> the shared (stop, steps): stop when any
+    worker got SIGTERM; the fewest steps, so the call fits the slowest worker's time bound."""
+    flags, steps = zip(*((int(flag), int(count)) for flag, count in proposals))
+    return any(flags), min(steps)
 
 
 class CallPlanner:

@@ -2,14 +2,17 @@
 
     loop = TrainLoop(trainer, train_dataset, actions=[checkpointer, validator, ...],
                      checkpointer=checkpointer, watch=SigtermWatch(strategy),
-                     planner=CallPlanner(steps_per_execution, max_call_seconds), log=log)
+                     planner=CallPlanner(steps_per_execution, max_call_seconds), log=log,
+                     recovery=None)  # or a Recovery (on_nonfinite=recover, recovery.py)
     last_validation = loop.run()
 
 Each call runs whole steps and never crosses an epoch end or a checkpoint step, so an epoch is
 exactly `steps_per_epoch` steps; its size comes from the `CallPlanner` (bounded in time) and,
 with several workers, is agreed together with the SIGTERM verdict before the call. The phase of
 the step decides what trains (`head_epochs`, then `trainable_from`); a change rebuilds the
-compiled functions. A non-finite loss stops the run (`NonFiniteLoss`), SIGTERM saves and stops
+compiled functions. A non-finite loss stops the run (`NonFiniteLoss`), or with a `Recovery`
+(`on_nonfinite=recover`, recovery.py) goes back to the newest good checkpoint and on with the
+batches after the failing call's (the iterator is not rewound); SIGTERM saves and stops
 (`Preempted`).
 """
 
@@ -20,8 +23,10 @@ from inception_keras.training.errors import NonFiniteLoss, Preempted
 
 
 class TrainLoop:
-    def __init__(self, trainer, dataset, *, actions, checkpointer, watch, planner, log):
+    def __init__(self, trainer, dataset, *, actions, checkpointer, watch, planner, log,
+                 recovery=None):
         self.trainer, self.dataset, self.actions = trainer, dataset, actions
+        self.recovery = recovery
         self.checkpointer, self.watch, self.planner, self.log = checkpointer, watch, planner, log
         config = trainer.config
         self.steps_per_epoch = config.steps_per_epoch
@@ -45,9 +50,10 @@ class TrainLoop:
             self.planner.record(count, time.perf_counter() - started)
             step += count
             if not is_finite(stats):
-                raise NonFiniteLoss(
-                    f"training stopped at step {step}: the loss or the weights became "
-                    f"non-finite; the last good checkpoint is {self.checkpointer.latest}")
+                step = self._recover(step - count + 1, step)
+                for action in self.actions:
+                    action.after_recovery(step)
+                continue
             loss = stats["loss"]
             boundary = Boundary(step, count, stats, self.steps_per_epoch)
             for action in self.actions:
@@ -72,6 +78,14 @@ class TrainLoop:
         if every:
             limit = min(limit, every - step % every)
         return limit
+
+    def _recover(self, first, last):
+        """The step restored after the non-finite call of steps first..last, or NonFiniteLoss."""
+        stopped = (f"training stopped at step {last}: the loss or the weights became "
+                   f"non-finite; the last good checkpoint is {self.checkpointer.latest}")
+        if self.recovery is None:
+            raise NonFiniteLoss(stopped)
+        return self.recovery.recover(first, last, stopped)
 
     def _preempted(self, step, loss):
         path = self.checkpointer.save(step, loss) or self.checkpointer.latest

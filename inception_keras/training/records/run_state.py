@@ -7,13 +7,17 @@
      "evaluated": {"step": 372, "eval_crops": 1},          # the final evaluation (eval.json)
      "exported": {"step": 372, "path": "/abs/saved_models/inception_v3/1"},
      "best": {"step": 279, "val_top1": 0.93, "path": ".../checkpoints/best/best-279"},
-     "last_validation": {"step": 372, "val_top1": 0.92}}        # with keep_best=val_top1
+     "last_validation": {"step": 372, "val_top1": 0.92},       # with keep_best=val_top1
+     "recoveries": [{"failed_steps": [151, 160], "restored_step": 150,   # on_nonfinite=recover
+                     "checkpoint": ".../checkpoints/ckpt-150"}]}
 
 A rerun of a finished run trains no step, evaluates only if that step's final evaluation is
 missing, and exports only if that step's weights were never exported. A run given more epochs
 continues training (then `trained_step` moves on). A SIGTERM during a validation leaves
 `validated_step` behind the epoch's checkpoint, so the resumed run validates that epoch first.
-The continuous evaluator reads `trained_step` to know when the run is over.
+The continuous evaluator reads `trained_step` to know when the run is over. `recoveries` lists
+each recovery from a non-finite loss; `max_recoveries` bounds its length over all the restarts of
+the run, so a restarted run does not get a fresh budget silently.
 """
 
 import dataclasses
@@ -36,6 +40,7 @@ class RunState:
     exported: Optional[dict] = None
     best: Optional[dict] = None  # keep_best: {"step", "val_top1", "path"} of the best validation
     last_validation: Optional[dict] = None  # {"step", "val_top1"}
+    recoveries: list = dataclasses.field(default_factory=list)  # on_nonfinite=recover
 
     @classmethod
     def load(cls, model_dir):
