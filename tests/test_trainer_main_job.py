@@ -39,7 +39,7 @@ def test_readme_main_job_runs_to_the_end_and_again(tmp_path):
                           ("train", "optimizer/learning_rate"), ("train", "perf/step_time_s"),
                           ("train", "perf/images_per_s"), ("train", "training_inputs"),
                           ("validation", "metrics/top1"), ("validation", "metrics/top5"),
-                          ("final", "metrics/top1"), ("final", "confusion_matrix")):
+                          ("final", "metrics/top1"), ("final", "per_class/confusion_matrix")):
         assert tag in tags.get(run_name, set()), (run_name, tag, tags)
 
     # the same command again: the run is complete, so it says so and does nothing else

@@ -12,13 +12,14 @@ the same quantity, so TensorBoard overlays them on one chart, as Keras' TensorBo
                   perf/step_time_s, perf/images_per_s, gradients/* and weights/* (histogram_every);
                   at a fresh start: the text `config` and the image `training_inputs`
     validation/   metrics/top1, metrics/top5, metrics/cross_entropy at each validation
-    final/        the same three of the final evaluation, per_class_top1/<class> (up to
-                  MAX_CLASS_SCALARS classes), the text `per_class_top1`, the image
-                  `confusion_matrix`, and the run's config as HParams (its session)
+    final/        the same three of the final evaluation, per_class/top1/<class> (up to
+                  MAX_CLASS_SCALARS classes), the text `per_class/top1`, the image
+                  `per_class/confusion_matrix`, and the run's config as HParams (its session)
     watch/        the same three, of each checkpoint a watcher scored (watcher.py)
 
-Tag groups sort alphabetically in the Scalars tab: `metrics` comes before `optimizer`, `perf`,
-`per_class_top1` and `stability` (only the opt-in `gradients` sorts above it).
+Tag groups (a tag's first component) sort alphabetically in the Time Series and Scalars tabs:
+`metrics` comes before `optimizer`, `per_class`, `perf`, `stability` and `training_inputs` (only
+the opt-in `gradients` sorts above it), so the final results sit below the training curves.
 """
 
 import contextlib
@@ -143,8 +144,8 @@ DESCRIPTIONS = {
 
 
 def describe(tag):
-    if tag.startswith("per_class_top1/"):
-        return f"final evaluation: top-1 of the images of class {tag.split('/', 1)[1]}"
+    if tag.startswith("per_class/top1/"):
+        return f"final evaluation: top-1 of the images of class {tag.split('/', 2)[2]}"
     return DESCRIPTIONS.get(tag)
 
 
@@ -237,14 +238,12 @@ class Summaries:
                   "the resolved config the run started with (config.json holds the latest)")
         self.images(TRAIN, "training_inputs", images, step,
                     f"training images as the model sees them: {augmentation}")
-        values = {key: hparam_value(value) for key, value in config.to_dict().items()}
+        # no hparams_config: without it TensorBoard lists first the keys that differ between
+        # the runs it shows (the one a ladder or sweep changes), and takes the final run's
+        # scalars as the metrics
         with self._writing(FINAL):
-            hparams_api.hparams_config(
-                hparams=[hparams_api.HParam(key) for key in sorted(values)],
-                metrics=[hparams_api.Metric(f"metrics/{key}", display_name=f"final {key}",
-                                            description=describe(f"metrics/{key}"))
-                         for key in EVALUATION_METRICS])
-            hparams_api.hparams(values)
+            hparams_api.hparams({key: hparam_value(value)
+                                 for key, value in config.to_dict().items()})
 
     def final(self, results, class_names, step):
         """The final evaluation (`results` with its `confusion` counts): its metrics, per-class
@@ -256,11 +255,11 @@ class Summaries:
         names = list(class_names)
         self.evaluation(FINAL, results, step)
         if len(names) <= MAX_CLASS_SCALARS:
-            self.scalars(FINAL, {f"per_class_top1/{name}": value
+            self.scalars(FINAL, {f"per_class/top1/{name}": value
                                  for name, value in zip(names, per_class)
                                  if not np.isnan(value)}, step)
-        self.text(FINAL, "per_class_top1", per_class_markdown(names, per_class), step,
+        self.text(FINAL, "per_class/top1", per_class_markdown(names, per_class), step,
                   "final evaluation: top-1 of each class, worst first")
-        self.picture(FINAL, "confusion_matrix", confusion.confusion_image(matrix), step,
-                     "final evaluation: rows true class, columns predicted class, "
+        self.picture(FINAL, "per_class/confusion_matrix", confusion.confusion_image(matrix),
+                     step, "final evaluation: rows true class, columns predicted class, "
                      "row-normalised (white none, dark blue all; grey: no images)")
