@@ -221,6 +221,23 @@ def test_loss_smooths_class_ids_once_and_takes_soft_targets_as_given():
                                rtol=1e-5)
 
 
+def test_train_sums_the_objective_and_the_main_heads_plain_cross_entropy(tiny_model):
+    """What the step returns for TensorBoard: `loss` is the objective of the step (label smoothing
+    0.1, the aux head at 0.4, per global batch); `cross_entropy` is the main head's alone, not
+    smoothed, summed over the examples (as the evaluation's)."""
+    steps = make_steps(tiny_model(7), lr=0.0)
+    images, labels = next(iter(batches(seed=3)))
+    outputs = steps.model(images, training=True)  # batch statistics: what the step computes
+    plain = keras.losses.sparse_categorical_crossentropy(labels, outputs["predictions"],
+                                                        from_logits=True)
+    objective = (cross_entropy(labels, outputs["predictions"], 0.1)
+                 + 0.4 * cross_entropy(labels, outputs["aux_predictions"], 0.1))
+    stats = steps.train(iter(batches(seed=3)), 1)
+    assert stats["examples"] == BATCH
+    assert stats["cross_entropy"] == pytest.approx(float(np.sum(plain)), rel=1e-5)
+    assert stats["loss"] == pytest.approx(float(np.sum(objective)) / BATCH, rel=1e-5)
+
+
 @pytest.mark.slow
 def test_xla_step_follows_freezing_and_unfreezing(tiny_model):
     """jit_compile=True: while only the head trains, every frozen weight (BN statistics too)

@@ -2,12 +2,14 @@
 relative paths, after the run was moved to another folder: they use the --model_dir given
 (multi-crop, EMA weights, eval.json, per-class results; a new export version). (`--eval_only`
 of a fine-tune run, which must score its checkpoint and not its init weights, is in
-tests/test_finetune_recipe.py.)"""
+tests/test_finetune_recipe.py.) Then the run's TensorBoard files, read back as TensorBoard reads
+them, after those commands and a rerun of the training command."""
 
 import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 from conftest import run_trainer
@@ -15,14 +17,16 @@ from conftest import run_trainer
 TINY = ["--batch_size", "8", "--steps_per_epoch", "2", "--set", "image_size=75",
         "--set", "depth_multiplier=0.125", "--set", "eval_steps=2",
         "--set", "image_summaries=false"]
+# with its TensorBoard image of training inputs
+TRAINING = ["--model_dir", "run", "--export_dir", "exp", "--epochs", "1",
+            "--set", "ema_momentum=0.9", *TINY[:-2]]
 
 
 @pytest.fixture(scope="module")
 def moved_run(tmp_path_factory):
     """A 1-epoch smoke run with EMA, trained at ./run and then moved to ./moved/run."""
     root = tmp_path_factory.mktemp("pretrained")
-    code, output = run_trainer(root, "--model_dir", "run", "--export_dir", "exp", "--epochs", "1",
-                               "--set", "ema_momentum=0.9", *TINY)
+    code, output = run_trainer(root, *TRAINING)
     assert code == 0, output[-3000:]
     (root / "moved").mkdir()
     shutil.move(str(root / "run"), str(root / "moved" / "run"))
@@ -74,3 +78,106 @@ def test_eval_only_mistakes_are_one_line(tmp_path, moved_run):
     code, output = run_trainer(moved_run, "--eval_only", "--model_dir", "moved/run",
                                "--set", "depth_multiplier=0.25")
     assert code == 2 and "depth_multiplier cannot change" in output, output[-2000:]
+
+
+def tensorboard_events(run_dir):
+    """{tensorboard run: {tag: [(step, value, description)]}} of `run_dir`, in write order."""
+    import tensorflow as tf
+
+    runs, descriptions = {}, {}
+    for folder, _, files in os.walk(run_dir / "tensorboard"):
+        name = os.path.relpath(folder, run_dir / "tensorboard")
+        for file in sorted(f for f in files if f.startswith("events.")):
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(folder, file)):
+                for value in event.summary.value:
+                    if value.metadata.summary_description:
+                        descriptions[name, value.tag] = value.metadata.summary_description
+                    runs.setdefault(name, {}).setdefault(value.tag, []).append(
+                        (event.step, value))
+    return {name: {tag: [(step, value, descriptions.get((name, tag))) for step, value in points]
+                   for tag, points in tags.items()} for name, tags in runs.items()}
+
+
+def number(value):
+    import tensorflow as tf
+
+    return float(tf.make_ndarray(value.tensor))
+
+
+def picture(value):
+    import tensorflow as tf
+
+    return tf.io.decode_png(tf.make_ndarray(value.tensor)[2]).numpy()
+
+
+@pytest.mark.slow
+def test_tensorboard_runs_overlay_and_hold_the_final_evaluation(moved_run):
+    from tensorboard.plugins.hparams import metadata as hparams_metadata
+
+    run = moved_run / "moved" / "run"
+    # the same command again: complete, so it trains nothing and logs no second image
+    code, output = run_trainer(moved_run, *TRAINING[:1], "moved/run", *TRAINING[2:])
+    assert code == 0 and "training already complete" in output, output[-3000:]
+    runs = tensorboard_events(run)
+    assert {"train", "validation", "final"} <= set(runs), sorted(runs)
+    train, validation, final = runs["train"], runs["validation"], runs["final"]
+
+    # train and validation under the same tags (one chart each), every scalar described
+    for tag in ("metrics/top1", "metrics/cross_entropy"):
+        assert tag in train and tag in validation and tag in final, tag
+    assert "metrics/top5" in validation and "metrics/top5" in final
+    for name, tags in (("train", train), ("validation", validation), ("final", final)):
+        for tag, points in tags.items():
+            if points[0][1].metadata.plugin_data.plugin_name == "scalars":
+                assert points[0][2], f"{name}/{tag} has no description"
+    # the training objective (smoothed, with the aux head) is above the main head's plain CE
+    losses = [number(v) for _, v, _ in train["metrics/loss"]]
+    plain = [number(v) for _, v, _ in train["metrics/cross_entropy"]]
+    assert all(loss > ce > 0 for loss, ce in zip(losses, plain)), (losses, plain)
+    assert [s for s, _, _ in train["stability/skipped_steps"]] == [2]
+    assert number(train["stability/skipped_steps"][-1][1]) == 0.0
+
+    # the final evaluation (the last one written: --eval_only's) is what eval.json holds
+    record = json.loads((run / "eval.json").read_text())
+    for key in ("top1", "top5", "cross_entropy"):
+        assert number(final[f"metrics/{key}"][-1][1]) == pytest.approx(record[key], abs=1e-6)
+    for name, top1 in record["per_class_top1"].items():
+        if top1 is None:
+            assert f"per_class/top1/{name}" not in final
+        else:
+            assert number(final[f"per_class/top1/{name}"][-1][1]) == pytest.approx(top1), name
+    table = final["per_class/top1"][-1][1].tensor.string_val[0].decode()
+    worst = min((v, k) for k, v in record["per_class_top1"].items() if v is not None)
+    assert table.splitlines()[2] == f"| {worst[1]} | {worst[0]:.4f} |", table
+
+    # the confusion matrix image: the PNG beside eval.json, with the per-class top-1 diagonal
+    image = picture(final["per_class/confusion_matrix"][-1][1])
+    import tensorflow as tf
+
+    assert np.array_equal(image, tf.io.decode_png((run / "confusion_matrix.png").read_bytes()))
+    cell = 48  # 10 classes: 48 pixels each
+    for i, top1 in enumerate(record["per_class_top1"].values()):
+        red = image[i * cell + cell // 2, i * cell + cell // 2, 0]
+        if top1 is None:
+            assert red == 200  # grey: a class without images
+        else:
+            assert ((255.0 - red) / 247.0) ** 2 == pytest.approx(top1, abs=0.01), (i, red, top1)
+
+    # the config as text and as the HParams of the final run (its metrics: the final scores)
+    config_text = train["config"][0][1].tensor.string_val[0].decode()
+    assert "| depth_multiplier | `0.125` |" in config_text and "| ema_momentum | `0.9` |" in \
+        config_text
+    start = hparams_metadata.parse_session_start_info_plugin_data(
+        final["_hparams_/session_start_info"][0][1].metadata.plugin_data.content)
+    assert start.hparams["depth_multiplier"].number_value == 0.125
+    assert start.hparams["augment"].string_value == "none"
+    # no experiment config: TensorBoard then shows first the keys that differ between runs
+    assert "_hparams_/experiment" not in final
+
+    # the training inputs: once (the fresh start), titled by what the pipeline does
+    inputs = [(name, point) for name, tags in runs.items()
+              for tag, points in tags.items() if "inputs" in tag for point in points]
+    assert [(name, step) for name, (step, _, _) in inputs] == [("train", 0)], inputs
+    _, grid, description = inputs[0][1]
+    assert description == "training images as the model sees them: crop and flip"
+    assert picture(grid).std() > 20  # pictures, not a blank

@@ -34,15 +34,13 @@ def test_readme_main_job_runs_to_the_end_and_again(tmp_path):
     assert (export / "saved_model.pb").exists()
     run = tmp_path / "runs" / "smoke"
     assert '"global_batch_size": 32' in (run / "config.json").read_text()
-    import tensorflow as tf
-
-    tags = set()
-    for name in os.listdir(run / "tensorboard"):
-        for event in tf.compat.v1.train.summary_iterator(str(run / "tensorboard" / name)):
-            tags.update(value.tag for value in event.summary.value)
-    for tag in ("train/loss", "train/learning_rate", "perf/step_time_s", "perf/images_per_s",
-                "augmented_inputs", "eval/top1", "eval/top5", "final/top1"):
-        assert tag in tags, (tag, sorted(tags))
+    tags = tensorboard_tags(run / "tensorboard")
+    for run_name, tag in (("train", "metrics/loss"), ("train", "metrics/cross_entropy"),
+                          ("train", "optimizer/learning_rate"), ("train", "perf/step_time_s"),
+                          ("train", "perf/images_per_s"), ("train", "training_inputs"),
+                          ("validation", "metrics/top1"), ("validation", "metrics/top5"),
+                          ("final", "metrics/top1"), ("final", "per_class/confusion_matrix")):
+        assert tag in tags.get(run_name, set()), (run_name, tag, tags)
 
     # the same command again: the run is complete, so it says so and does nothing else
     eval_record = (run / "eval.json").read_text()
@@ -57,3 +55,20 @@ def test_readme_main_job_runs_to_the_end_and_again(tmp_path):
     assert f"step 372 is already exported to {export}; nothing left to do" in again
     assert sorted(os.listdir(tmp_path / "saved_models" / "inception_v3")) == ["1"]
     assert (run / "eval.json").read_text() == eval_record
+    # nothing new in TensorBoard's train run either (no second image of training inputs)
+    assert tensorboard_tags(run / "tensorboard", counts=True)["train"]["training_inputs"] == 1
+
+
+def tensorboard_tags(folder, counts=False):
+    """{run: {tag, ...}} of the TensorBoard logs in `folder` ({run: {tag: events}} with
+    `counts`)."""
+    import tensorflow as tf
+
+    runs = {}
+    for name in os.listdir(folder):
+        for file in os.listdir(folder / name):
+            for event in tf.compat.v1.train.summary_iterator(str(folder / name / file)):
+                for value in event.summary.value:
+                    tags = runs.setdefault(name, {})
+                    tags[value.tag] = tags.get(value.tag, 0) + 1
+    return runs if counts else {name: set(tags) for name, tags in runs.items()}

@@ -77,7 +77,8 @@ def test_watcher_follows_a_concurrent_run_and_skips_a_deleted_checkpoint(tmp_pat
     assert all(r["examples"] == 8 and 0 <= r["top1"] <= r["top5"] <= 1 for r in results)
     assert "the run is finished and its last step is evaluated; 3 checkpoint(s)" in watch
     # its own TensorBoard run; nothing of its own in the trainer's files
-    assert {"watch/top1", "watch/cross_entropy"} <= tensorboard_tags(run / "tensorboard" / "watch")
+    assert {"metrics/top1", "metrics/cross_entropy"} <= tensorboard_tags(
+        run / "tensorboard" / "watch")
     assert sorted(os.listdir(run / "checkpoints")) == sorted(
         ["checkpoint"] + [f"ckpt-{s}.{ext}" for s in steps
                           for ext in ("index", "data-00000-of-00001")])
@@ -85,7 +86,7 @@ def test_watcher_follows_a_concurrent_run_and_skips_a_deleted_checkpoint(tmp_pat
     traces = [f for _, _, files in os.walk(run / "tensorboard" / "plugins" / "profile")
               for f in files if f.endswith(".xplane.pb")]
     assert traces, "no profiler trace"
-    tags = tensorboard_tags(run / "tensorboard")
+    tags = tensorboard_tags(run / "tensorboard" / "train")
     assert "gradients/norms" in tags and "gradients/global_norm" in tags
     assert any(tag.startswith("weights/") for tag in tags)
 

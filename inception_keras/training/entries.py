@@ -310,12 +310,13 @@ def _tensorboard_dir(config):
 
 
 def _summaries(setup, step):
-    """TensorBoard writer of the chief (with the augmented-image grid); a no-op elsewhere."""
+    """TensorBoard runs of the chief (a no-op elsewhere). A fresh run (step 0) records its
+    config and a grid of its training inputs once: not a resumed run, not a rerun."""
     config = setup.config
     summaries = progress.Summaries(_tensorboard_dir(config) if setup.is_chief else None)
-    if setup.is_chief and config.image_summaries:
-        summaries.images("augmented_inputs", inputs.sample_training_images(setup), step,
-                         "training images after augmentation")
+    if setup.is_chief and step == 0:
+        images = inputs.sample_training_images(setup) if config.image_summaries else None
+        summaries.run_start(config, images, reports.augmentation_text(config), step)
     return summaries
 
 

@@ -202,7 +202,7 @@ class Trainer:
 
     def train(self, iterator, num_steps):
         """Runs `num_steps` training steps in one compiled call; the summed loss (one value per
-        step), correct top-1 predictions and examples."""
+        step), correct top-1 predictions, examples and the main head's plain cross-entropy."""
         return self.steps.train(iterator, num_steps)
 
     def evaluate(self, dataset, *, should_stop=None):

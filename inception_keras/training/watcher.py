@@ -5,9 +5,10 @@
 It evaluates every checkpoint of the run as it appears, oldest first, one at a time, with the
 run's model and validation split (its EMA weights when the run has EMA), and
 
-- writes TensorBoard scalars `watch/top1`, `watch/top5`, `watch/cross_entropy` at each
+- writes TensorBoard scalars `metrics/top1`, `metrics/top5`, `metrics/cross_entropy` at each
   checkpoint's step into its own subfolder, `<model_dir>/tensorboard/watch` (a run of its own in
-  TensorBoard, beside the trainer's), and its results to its own file,
+  TensorBoard, overlaid on the trainer's `validation` run: the same tags), and its results to
+  its own file,
   `<model_dir>/watch_results.json` (a list, rewritten atomically; a restarted watcher skips what
   it already evaluated). It writes nothing else: not into `checkpoints/`, not the trainer's
   files, and it takes no lock;
@@ -31,7 +32,6 @@ from inception_keras.training.errors import TrainerError
 from inception_keras.training.records.run_state import RunState
 
 RESULTS_FILE = "watch_results.json"
-TENSORBOARD_SUBDIR = "watch"
 POLL_SECONDS = 2.0
 
 
@@ -48,7 +48,7 @@ class Watcher:
         model_dir = trainer.config.model_dir.rstrip("/")
         self.model_dir = model_dir
         self.results_path = f"{model_dir}/{RESULTS_FILE}"
-        self.summaries = progress.Summaries(f"{model_dir}/tensorboard/{TENSORBOARD_SUBDIR}")
+        self.summaries = progress.Summaries(f"{model_dir}/tensorboard")
         self.results = self._load_results()
         self.done = {record["step"] for record in self.results}
 
@@ -100,7 +100,7 @@ class Watcher:
             return 0
         results = self.trainer.evaluate(self.dataset)
         values = {k: results[k] for k in ("top1", "top5", "cross_entropy")}
-        self.summaries.scalars("watch", values, step)
+        self.summaries.evaluation(progress.WATCH, values, step)
         self.results.append({"step": step, "checkpoint": os.path.basename(path),
                              "examples": results["examples"],
                              "weights": self.trainer.weights_name, **values})

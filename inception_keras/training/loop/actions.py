@@ -34,7 +34,7 @@ class Boundary:
 
     step: int  # steps taken, this call's included
     steps: int  # steps this call ran
-    stats: dict  # this call's summed loss (one value per step), correct top-1, examples
+    stats: dict  # this call's sums (steps.TRAIN_SUMS): loss, correct top-1, examples, plain CE
     steps_per_epoch: int
     validation: Optional[dict] = None
 
@@ -134,8 +134,7 @@ class Validator(Action):
                 f"SIGTERM during the validation of epoch {epoch}: its checkpoint (step {step}) "
                 "was saved before it; rerun the same command to validate it and continue") \
                 from None
-        self.summaries.scalars("eval", {k: results[k] for k in ("top1", "top5", "cross_entropy")},
-                               step)
+        self.summaries.evaluation(progress.VALIDATION, results, step)
         self.record.update(validated_step=step)
         return results
 
@@ -205,12 +204,14 @@ class ProgressLog(Action):
         learning_rate = trainer.learning_rate_at(step - 1)  # what the last step used
         self.log(progress.step_line(step, steps_per_epoch, self.epochs, means, learning_rate,
                                     skipped, timed=self.timed))
-        self.summaries.scalars("train", {"loss": means["loss"], "top1": means["top1"],
-                                         "learning_rate": learning_rate,
-                                         "skipped_steps": skipped}, step)
+        self.summaries.scalars(progress.TRAIN, {
+            "metrics/loss": means["loss"], "metrics/cross_entropy": means["cross_entropy"],
+            "metrics/top1": means["top1"], "optimizer/learning_rate": learning_rate,
+            "stability/skipped_steps": skipped}, step)
         if self.timed:
             self.summaries.scalars(
-                "perf", {k: means[k] for k in ("step_time_s", "images_per_s")}, step)
+                progress.TRAIN, {f"perf/{k}": means[k] for k in ("step_time_s", "images_per_s")},
+                step)
         self.window.reset()
         self.timed, self.last_logged = True, step
 

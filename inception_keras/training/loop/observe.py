@@ -9,12 +9,13 @@ several steps with `steps_per_execution`), into `<log_dir>/plugins/profile/<run>
 TensorBoard's Profile tab (the `tensorboard-plugin-profile` package: `pip install -e
 ".[profile]"`) shows it. Histograms: every `every` steps, one histogram per trainable weight
 (`weights/<path>`) and one of the all-reduced gradient norms of the last step, one value per
-trainable weight (`gradients/norms`), with its global norm as a scalar.
+trainable weight (`gradients/norms`), with its global norm as a scalar (TensorBoard's `train` run).
 """
 
 import numpy as np
 import tensorflow as tf
 
+from inception_keras.training.loop import progress
 from inception_keras.training.loop.actions import Action
 
 
@@ -58,6 +59,7 @@ class Histograms(Action):
         norms = boundary.stats.get("gradient_norms")
         if norms is not None:
             values["gradients/norms"] = norms
-            self.summaries.scalars("gradients", {"global_norm": float(np.sqrt(np.sum(norms ** 2)))},
-                                   step)
-        self.summaries.histograms(values, step)
+            self.summaries.scalars(
+                progress.TRAIN, {"gradients/global_norm": float(np.sqrt(np.sum(norms ** 2)))},
+                step)
+        self.summaries.histograms(progress.TRAIN, values, step)

@@ -91,12 +91,10 @@ def write_final(results, *, config, class_names, step, weights, summaries, log, 
     confusion matrix PNG in `out_dir` (call on the chief). `selection`: which checkpoint was
     scored and why ({"checkpoint": "last" | "best", "why": ...}), recorded in eval.json."""
     log(final_line(results, weights, config.eval_crops))
-    summaries.scalars("final", {k: results[k] for k in ("top1", "top5", "cross_entropy")}, step)
+    summaries.final(results, class_names, step)
     matrix = results["confusion"]
     for line in confusion.per_class_lines(matrix, list(class_names)):
         log(line)
-    summaries.images("final/confusion_matrix", confusion.confusion_image(matrix)[None], step,
-                     "rows: true class, columns: predicted class, row-normalised")
     tf.io.gfile.makedirs(out_dir)
     png = os.path.join(out_dir, CONFUSION_FILE)
     confusion.write_confusion_png(png, matrix)

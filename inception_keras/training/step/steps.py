@@ -10,7 +10,8 @@ One training step, on every replica (`strategy.run`):
    divided by the number of replicas, so the all-reduced sum counts it once;
 2. gradients (of the loss times the loss scale under float16);
 3. ONE all-reduce (sum) of the gradients: every replica now holds the global-batch gradient,
-   and nothing else of the step crosses replicas but three scalars of statistics;
+   and nothing else of the step crosses replicas but four scalars of statistics (the loss,
+   the main head's plain cross-entropy, correct top-1, examples);
 4. unscale and check for inf/NaN (float16 only: a bad step is skipped and counted);
 5. clip by global norm, on that all-reduced gradient, so a clip of 2.0 means the same on 1 or
    64 replicas (Keras' `global_clipnorm` clips each replica's gradient before the sum);
@@ -45,6 +46,9 @@ from inception_keras.models import AUX_PREDICTIONS, PREDICTIONS
 
 SUM = tf.distribute.ReduceOp.SUM
 _EVAL_SUMS = ("cross_entropy", "top1", "top5", "examples")
+# what train() sums over its steps: the loss (one value per step), correct top-1, examples and
+# the main head's cross-entropy without label smoothing (one value per example)
+TRAIN_SUMS = ("loss", "top1", "examples", "cross_entropy")
 
 
 class EvaluationStopped(Exception):
@@ -220,13 +224,15 @@ class Steps:
         applied = tf.cond(finite, apply, lambda: tf.constant(False)) \
             if self.loss_scale is not None else apply()
         correct = _in_top_k(class_ids(labels), main, 1)
+        # the main head's, without label smoothing: what the evaluation's cross-entropy measures
+        plain = tf.reduce_sum(cross_entropy(labels, main))
         stats = tf.distribute.get_replica_context().all_reduce(
             SUM, tf.stack([loss, tf.reduce_sum(correct), tf.cast(tf.shape(correct)[0],
-                                                                 tf.float32)]))
+                                                                 tf.float32), plain]))
         return stats, applied, norms
 
     def _train_loop(self, iterator, num_steps):
-        totals = tf.zeros([3])
+        totals = tf.zeros([len(TRAIN_SUMS)])
         norms = tf.zeros([len(self.model.trainable_variables) if self.gradient_norms else 0])
         for _ in tf.range(num_steps):
             images, labels = next(iterator)
@@ -247,10 +253,11 @@ class Steps:
 
     def train(self, iterator, num_steps):
         """Runs `num_steps` training steps in one call; returns the summed loss (one value per
-        step), correct top-1 predictions and examples, as Python floats (and, with
+        step), correct top-1 predictions, examples and the main head's plain cross-entropy (one
+        value per example; MixUp/CutMix: against the mixed targets), as Python floats (and, with
         `gradient_norms`, the last step's all-reduced gradient norm per trainable variable)."""
         totals, norms = self._train(iterator, tf.constant(num_steps, tf.int64))
-        stats = dict(zip(("loss", "top1", "examples"), map(float, totals.numpy())))
+        stats = dict(zip(TRAIN_SUMS, map(float, totals.numpy())))
         if self.gradient_norms:
             stats["gradient_norms"] = norms.numpy()
         return stats
