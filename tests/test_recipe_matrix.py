@@ -19,8 +19,8 @@ one knob each: the two whose networks no other run builds, `paper_v2` (7x7 stem,
 auxiliary fully connected layer, SGD, no smoothing) and `paper_res79` (stride-1 first layer, no
 stem pooling, 79 px), run here more cheaply still (one epoch of 2 steps, one validation), and
 `python -m inception_keras.paper` reads their eval.json; the other rows differ from these and
-`paper` in one documented key each (tests/test_recipes_configs.py), a 3-minute budget per
-extra CLI run being what the suite cannot afford.
+`paper` in one documented key each (tests/test_recipes_configs.py): four more CLI runs of
+1-2 minutes each on 2 shared cores are more than the suite's budget for the issue.
 """
 
 import os

@@ -138,8 +138,9 @@ def render(title, cells, markdown):
         lines += ["| " + " | ".join(row) + " |" for row in cells]
         return "\n".join(lines)
     widths = [max(len(row[i]) for row in [HEADER] + cells) for i in range(len(HEADER))]
-    fmt = lambda row: "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()  # noqa: E731
-    return "\n".join([title, fmt(HEADER)] + [fmt(row) for row in cells])
+    lines = [HEADER] + cells
+    return "\n".join([title] + ["  ".join(cell.ljust(width) for cell, width in
+                                          zip(row, widths)).rstrip() for row in lines])
 
 
 def ratios(cache):
