@@ -1,6 +1,7 @@
 """Each recipe states every training knob itself; TrainConfig's defaults are neutral, not a recipe."""
 
 import importlib
+import os
 
 import pytest
 
@@ -159,3 +160,16 @@ def test_each_paper_row_is_one_documented_change_from_the_next(row, above, chang
     assert mine["name"] == row and row in PAPER_RECIPES
     assert target_line(row) in importlib.import_module("trainers.imagenet")._EPILOG
     assert mine["momentum"] == 0.9  # SGD's momentum before the RMSProp row, RMSprop's after
+
+
+def test_readme_recipe_table_lists_each_paper_row_with_its_number():
+    from conftest import REPO
+    from inception_keras.paper import TABLE2, TABLE3
+
+    readme = open(os.path.join(REPO, "README.md")).read()
+    for row in TABLE3 + TABLE2[1:]:
+        number = row.top1_error if row in TABLE3 else 100 - row.top1_error
+        line = next(line for line in readme.splitlines()
+                    if line.startswith(f"| `{row.recipe}`") and row.recipe != "paper"
+                    or line.startswith("| `paper` (again)") and row.recipe == "paper")
+        assert f"{number:.1f}%" in line, line
