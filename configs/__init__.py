@@ -1,6 +1,8 @@
 """Training recipes as Python data: `get_config(name_or_path)` returns a `TrainConfig`.
 
-Recipes: smoke, paper, tpu, gpu, finetune, finetune_augmented (one module each, with a `get_config()` function).
+Recipes: smoke, paper, tpu, gpu, finetune, finetune_augmented, and the paper's other rows
+(paper_v2, paper_v2_rmsprop, paper_v2_smoothing, paper_v2_factorized of Table 3; paper_res151,
+paper_res79 of Table 2), one module each, with a `get_config()` function.
 `--config` also accepts a path to any .py file defining `get_config()` that returns a
 `TrainConfig`.
 """
@@ -11,7 +13,9 @@ import os
 
 from configs.base import ConfigError, TrainConfig, apply_overrides, describe_fields
 
-RECIPES = ("smoke", "paper", "tpu", "gpu", "finetune", "finetune_augmented")
+RECIPES = ("smoke", "paper", "tpu", "gpu", "finetune", "finetune_augmented", "paper_v2",
+           "paper_v2_rmsprop", "paper_v2_smoothing", "paper_v2_factorized", "paper_res151",
+           "paper_res79")
 
 __all__ = ["RECIPES", "ConfigError", "TrainConfig", "apply_overrides", "describe_fields",
            "get_config"]

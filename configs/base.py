@@ -19,7 +19,8 @@ import typing
 from typing import Optional
 
 from inception_keras.choices import (  # TF-free
-    AUGMENT_POLICIES, COLOR_DISTORTIONS, EXPORT_FORMATS, STRATEGIES, WARMUPS)
+    AUGMENT_POLICIES, COLOR_DISTORTIONS, EXPORT_FORMATS, RECEPTIVE_FIELDS, STEMS, STRATEGIES,
+    WARMUPS)
 from inception_keras.paths import resolve  # TF-free
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
@@ -68,6 +69,10 @@ class TrainConfig:
     dropout_rate: Optional[float] = None  # None: the variant's own (0.2 canonical)
     include_aux: bool = True
     batch_norm_momentum: Optional[float] = None  # None: the variant's own default
+    stem: str = "factorized"  # factorized (v3's three 3x3 convs) | 7x7 (the paper's v2 baseline)
+    aux_batch_norm: bool = True  # batch norm on the aux head's fully connected layer (BN-aux)
+    receptive_field: int = 299  # 299 | 151 | 79: the paper's Table 2 networks; 151 and 79 need
+    #                             image_size equal to it (299 takes any image_size)
 
     # --- transfer learning (inception_keras/training/transfer.py) ---
     init_weights: Optional[str] = None  # imagenet | a .h5/.weights.h5 file | a run's model_dir
@@ -238,6 +243,7 @@ class TrainConfig:
             raise ConfigError(f"decay_epochs must be > 0, got {self.decay_epochs}")
         if self.max_call_seconds <= 0:
             raise ConfigError(f"max_call_seconds must be > 0, got {self.max_call_seconds}")
+        _validate_network(self)
         self._validate_recipe_knobs()
         return self
 
@@ -282,6 +288,25 @@ class TrainConfig:
         if self.warmup == "tpu_reference" and self.warmup_epochs + self.decay_epochs <= 1:
             raise ConfigError("warmup=tpu_reference ramps over warmup_epochs + decay_epochs - 1 "
                               "epochs: make warmup_epochs + decay_epochs > 1")
+
+
+def _validate_network(config):
+    """The paper's model switches (build_inception_v3's stem, receptive_field, aux_batch_norm)."""
+    for key, choices in (("stem", STEMS), ("receptive_field", RECEPTIVE_FIELDS)):
+        if getattr(config, key) not in choices:
+            raise ConfigError(f"unknown {key} {getattr(config, key)!r}: use one of "
+                              f"{', '.join(str(choice) for choice in choices)}")
+    if config.receptive_field != 299 and config.image_size != config.receptive_field:
+        raise ConfigError(f"receptive_field={config.receptive_field} is the paper's "
+                          f"{config.receptive_field}x{config.receptive_field} network: set "
+                          f"image_size={config.receptive_field} (image_size is "
+                          f"{config.image_size}), or receptive_field=299 for other sizes")
+    changed = config.stem != "factorized" or not config.aux_batch_norm or (
+        config.receptive_field != 299)
+    if config.variant != "canonical" and changed:
+        raise ConfigError(f"stem, aux_batch_norm and receptive_field switch the canonical "
+                          f"network; variant={config.variant} has its own: leave them at their "
+                          "defaults")
 
 
 def _choice(config, key, choices):

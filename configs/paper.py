@@ -3,6 +3,10 @@ trained synchronously on GPUs.
 
     python -m trainers.imagenet --config paper --data_dir /data/imagenet-tfrecords
 
+Table 3's last row, "+ BN-auxiliary" (Inception-v3): 21.2% / 5.6% top-1/top-5 error, single
+crop, 4.8 billion operations; Table 2's 299x299 network, 76.6% top-1 accuracy. The rows above it
+are configs/paper_v2*.py, each one change from the next (`python -m inception_keras.paper`).
+
 From the paper: RMSprop with decay 0.9 and epsilon 1.0, learning rate 0.045 decayed x0.94 every
 two epochs, gradient clipping at 2.0, label smoothing 0.1, batch 32 per replica, 100 epochs,
 evaluation with a running average of the weights, BN-auxiliary head. On 8 V100/A100 GPUs expect

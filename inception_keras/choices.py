@@ -18,3 +18,8 @@ AUGMENT_POLICIES = ("none", "randaugment", "augmix")
 
 # `inception_keras.export.formats` writes each of these (`export_formats`, `--formats`).
 EXPORT_FORMATS = ("savedmodel", "litert", "litert_float16", "litert_int8", "onnx")
+
+# `inception_keras.models.canonical.stem` builds each of these stems (the paper's Table 3) ...
+STEMS = ("factorized", "7x7")
+# ... and each of these networks of the paper's Table 2 (the input side each is built for).
+RECEPTIVE_FIELDS = (299, 151, 79)

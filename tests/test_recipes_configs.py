@@ -1,6 +1,7 @@
 """Each recipe states every training knob itself; TrainConfig's defaults are neutral, not a recipe."""
 
 import importlib
+import os
 
 import pytest
 
@@ -125,8 +126,50 @@ def test_tpu_warmup_is_off_and_the_references_shape_is_one_override_away():
     ({"lr_floor_fraction": 1.0}, "lr_floor_fraction"),
     ({"momentum": 1.0}, "momentum must be in"),
     ({"rmsprop_initial_mean_square": -1.0}, "rmsprop_initial_mean_square"),
+    ({"stem": "5x5"}, "unknown stem '5x5': use one of factorized, 7x7"),
+    ({"receptive_field": 224}, "unknown receptive_field 224: use one of 299, 151, 79"),
+    ({"receptive_field": 151}, "set image_size=151 \\(image_size is 299\\)"),
+    ({"variant": "table1", "aux_batch_norm": False}, "variant=table1 has its own"),
 ])
 def test_recipe_knob_mistakes_are_one_line_config_errors(changes, message):
     with pytest.raises(ConfigError, match=message) as error:
         TrainConfig(base_learning_rate=0.1, **changes).validate()
     assert "\n" not in str(error.value)
+
+
+# Table 3's rows top to bottom, then Table 2's, with the one change each makes to `paper` or to
+# the row above it (configs/paper_v2*.py, paper_res*.py say why).
+PAPER_ROW_CHANGES = [
+    ("paper_v2", "paper_v2_rmsprop", {"optimizer": ("sgd", "rmsprop")}),
+    ("paper_v2_rmsprop", "paper_v2_smoothing", {"label_smoothing": (0.0, 0.1)}),
+    ("paper_v2_smoothing", "paper_v2_factorized", {"stem": ("7x7", "factorized")}),
+    ("paper_v2_factorized", "paper", {"aux_batch_norm": (False, True)}),
+    ("paper_res151", "paper", {"receptive_field": (151, 299), "image_size": (151, 299)}),
+    ("paper_res79", "paper", {"receptive_field": (79, 299), "image_size": (79, 299)}),
+]
+
+
+@pytest.mark.parametrize("row, above, changes", PAPER_ROW_CHANGES)
+def test_each_paper_row_is_one_documented_change_from_the_next(row, above, changes):
+    from inception_keras.paper import PAPER_RECIPES, target_line
+
+    mine, theirs = (configs.get_config(name).validate().to_dict() for name in (row, above))
+    changed = {key: (mine[key], theirs[key]) for key in mine
+               if mine[key] != theirs[key] and key != "name"}
+    assert changed == changes
+    assert mine["name"] == row and row in PAPER_RECIPES
+    assert target_line(row) in importlib.import_module("trainers.imagenet")._EPILOG
+    assert mine["momentum"] == 0.9  # SGD's momentum before the RMSProp row, RMSprop's after
+
+
+def test_readme_recipe_table_lists_each_paper_row_with_its_number():
+    from conftest import REPO
+    from inception_keras.paper import TABLE2, TABLE3
+
+    readme = open(os.path.join(REPO, "README.md")).read()
+    for row in TABLE3 + TABLE2[1:]:
+        number = row.top1_error if row in TABLE3 else 100 - row.top1_error
+        line = next(line for line in readme.splitlines()
+                    if line.startswith(f"| `{row.recipe}`") and row.recipe != "paper"
+                    or line.startswith("| `paper` (again)") and row.recipe == "paper")
+        assert f"{number:.1f}%" in line, line

@@ -99,3 +99,15 @@ def test_unwritable_export_dir_is_refused_before_the_first_step(tmp_path):
     line = error_lines(result)
     assert f"--export_dir {tmp_path / 'afile' / 'exports'} is not a writable folder" in line
     assert "step 1/1" not in result.stdout and not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("assignment", ["stem=7x7", "aux_batch_norm=false", "receptive_field=79"])
+def test_eval_only_of_a_run_keeps_its_networks_switches(assignment, tmp_path):
+    from configs import ConfigError, get_config
+    from trainers.imagenet import parse_flags, run_config_from_flags
+
+    (tmp_path / "config.json").write_text(get_config("paper").to_json())
+    flags = parse_flags(["--eval_only", "--model_dir", str(tmp_path), "--set", assignment])
+    key = assignment.split("=")[0]
+    with pytest.raises(ConfigError, match=f"so {key} cannot change"):
+        run_config_from_flags(flags, str(tmp_path))

@@ -96,6 +96,11 @@ def test_resume_conflicts_and_harmless_changes():
     with pytest.raises(checkpoints.ResumeConflict, match="ema_momentum"):
         checkpoints.check_resume_compatible(saved, TrainConfig.from_dict(saved).replace(
             ema_momentum=0.99))
+    # the paper's model switches change the network the checkpoint holds
+    for key, value in (("stem", "7x7"), ("aux_batch_norm", False), ("receptive_field", 151)):
+        with pytest.raises(checkpoints.ResumeConflict, match=f"{key} .* -> {value!r}"):
+            checkpoints.check_resume_compatible(saved, TrainConfig.from_dict(saved).replace(
+                **{key: value}))
 
 
 def test_image_grid_shape_and_range():

@@ -24,12 +24,14 @@ import sys
 import time
 
 from configs import RECIPES, ConfigError, apply_overrides, describe_fields, get_config
+from inception_keras.paper import PAPER_RECIPES, target_line
 
 USER_ERROR = 2
 DEFAULT_RECIPE = "smoke"
 
 # ----------------------------------------------------------------------------------------- flags
 
+_PAPER_ROWS = "\n".join(f"  {name:<20} {target_line(name)}" for name in PAPER_RECIPES)
 _EPILOG = f"""\
 recipes (--config): {', '.join(RECIPES)}; or a path to a .py file defining get_config().
   smoke  bundled ~10-class dataset, 96x96, narrow model, a few minutes on a laptop CPU (default)
@@ -38,6 +40,8 @@ recipes (--config): {', '.join(RECIPES)}; or a path to a .py file defining get_c
   gpu    8-GPU recipe with mixed_float16
   finetune  your own photos (--dataset folder:PATH) from Keras' ImageNet weights
   finetune_augmented  finetune plus MixUp: for few photos per class, or unlike the served ones
+the paper's rows, each one change from the one above (python -m inception_keras.paper compares):
+{_PAPER_ROWS}
 every config key can be changed with --set key=value (list them with --help_config), e.g.
   --set image_size=128 --set depth_multiplier=0.5 --set ema_momentum=none
 outputs: checkpoints, TensorBoard logs and config.json under --model_dir (default runs/<config>);
@@ -101,7 +105,8 @@ _FLAG_KEYS = {"strategy": "strategy", "tpu": "tpu", "devices": "devices",
               "batch_size": "global_batch_size", "precision": "precision",
               "export_dir": "export_dir"}
 # What --eval_only/--export_only of a run may not change: the network its checkpoint holds.
-_RUN_NETWORK_KEYS = ("dataset", "variant", "depth_multiplier", "min_depth", "include_aux")
+_RUN_NETWORK_KEYS = ("dataset", "variant", "depth_multiplier", "min_depth", "include_aux", "stem",
+                     "aux_batch_norm", "receptive_field")
 
 
 def typed_changes(flags):

@@ -8,8 +8,9 @@ import dataclasses
 
 from keras import initializers, layers
 
+from inception_keras.choices import RECEPTIVE_FIELDS, STEMS  # noqa: F401 (the builder's choices)
 from inception_keras.models import AUX_PREDICTIONS, PREDICTIONS
-from inception_keras.models.layers import ConvStyle, conv_bn, reduced_pool_size
+from inception_keras.models.layers import ConvStyle, conv_bn, conv_relu, reduced_pool_size
 
 
 def canonical_style(depth_multiplier=1.0, min_depth=16, bn_momentum=None):
@@ -27,12 +28,32 @@ def canonical_style(depth_multiplier=1.0, min_depth=16, bn_momentum=None):
     )
 
 
-def stem(x, s):
-    """299x299x3 -> 35x35x192."""
-    x = conv_bn(x, s, 32, 3, "stem_conv1", strides=2, padding="valid")
-    x = conv_bn(x, s, 32, 3, "stem_conv2", padding="valid")
-    x = conv_bn(x, s, 64, 3, "stem_conv3")
-    x = layers.MaxPooling2D(3, strides=2, name="stem_pool1")(x)
+def stem(x, s, kind="factorized", receptive_field=299):
+    """299x299x3 -> 35x35x192 (and 151x151 or 79x79 -> 35x35 or 36x36 for Table 2's networks).
+
+    `kind="factorized"` is Inception-v3's stem (three 3x3 convolutions); `"7x7"` is the
+    Inception-v2 baseline of Table 3, whose first 7x7 convolution the paper's "+ Factorized 7x7"
+    row "factorizes ... into a sequence of 3x3 convolutional layers". The paper does not print
+    that 7x7 layer; this builds it as BN-Inception's first layer (Ioffe & Szegedy 2015: "conv
+    7x7/2", 64 channels), unpadded, so that it ends in the same 147x147x64 map as the three 3x3
+    convolutions it stands for and every later layer is the same.
+
+    `receptive_field` is Table 2 (section 9): 299 "stride 2 and maximum pooling after the first
+    layer", 151 "stride 1 and maximum pooling after the first layer", 79 "stride 1 and without
+    pooling after the first layer". The first convolution's stride becomes 1 (151, 79) and the
+    stem's first max pooling goes (79): "after the first layer" read as the first pooling, which
+    follows the first (3x3) layers; so 151 pixels reach the same 149x149 map as 299 and the rest
+    is the 299 network (the same cost), and 79 reach a 36x36 grid instead of 35x35.
+    """
+    first_stride = 2 if receptive_field == 299 else 1
+    if kind == "7x7":
+        x = conv_bn(x, s, 64, 7, "stem_conv7x7", strides=first_stride, padding="valid")
+    else:
+        x = conv_bn(x, s, 32, 3, "stem_conv1", strides=first_stride, padding="valid")
+        x = conv_bn(x, s, 32, 3, "stem_conv2", padding="valid")
+        x = conv_bn(x, s, 64, 3, "stem_conv3")
+    if receptive_field != 79:
+        x = layers.MaxPooling2D(3, strides=2, name="stem_pool1")(x)
     x = conv_bn(x, s, 80, 1, "stem_conv4", padding="valid")
     x = conv_bn(x, s, 192, 3, "stem_conv5", padding="valid")
     return layers.MaxPooling2D(3, strides=2, name="stem_pool2")(x)
@@ -114,14 +135,24 @@ def inception_c(x, s, index):
     return layers.Concatenate(name=name)([b1, b3, bd, bp])
 
 
-def aux_head(x, s, classes, activation, head_dtype):
-    """Auxiliary classifier on the last 17x17 block (BN-auxiliary, section 7 of the paper)."""
+def aux_head(x, s, classes, activation, head_dtype, batch_norm=True):
+    """Auxiliary classifier on the last 17x17 block (BN-auxiliary, section 7 of the paper).
+
+    Its fully connected layer is the 5x5 convolution to 768 channels, which covers the whole
+    5x5 pooled map (TF-slim's `AuxLogits/Conv2d_2a_5x5`, padding VALID, like GoogLeNet's
+    "fully connected layer with 1024 units"); the classifier after it is the logits layer.
+    "BN-auxiliary refers to the version in which the fully connected layer of the auxiliary
+    classifier is also batch-normalized, not just the convolutions" (Table 3's caption); `batch_norm=False` (Table 3's rows above "+ BN-auxiliary")
+    gives that layer a bias and no batch norm instead (the 1x1 convolution keeps its own, as in
+    every convolution of the network).
+    """
     x = layers.AveragePooling2D(reduced_pool_size(x, 5), strides=3, name="aux_pool")(x)
     x = conv_bn(x, s, 128, 1, "aux_conv1")
     # The 5x5 conv starts from truncated_normal(0.01), as in TF-slim and torchvision.
     small = dataclasses.replace(s, kernel_initializer=lambda: initializers.TruncatedNormal(
         stddev=0.01))
-    x = conv_bn(x, small, 768, reduced_pool_size(x, 5), "aux_conv2", padding="valid")
+    unit = conv_bn if batch_norm else conv_relu
+    x = unit(x, small, 768, reduced_pool_size(x, 5), "aux_conv2", padding="valid")
     x = layers.Flatten(name="aux_flatten")(x)
     return layers.Dense(
         classes,
@@ -146,9 +177,9 @@ def classifier(x, classes, activation, dropout_rate, head_dtype):
     )(x)
 
 
-def backbone(x, s, aux_fn=None):
+def backbone(x, s, aux_fn=None, stem_kind="factorized", receptive_field=299):
     """Stem to mixed10; `aux_fn(mixed7)` builds the auxiliary head at the last 17x17 block."""
-    x = stem(x, s)
+    x = stem(x, s, stem_kind, receptive_field)
     for index, pool_filters in enumerate((32, 64, 64)):
         x = inception_a(x, s, pool_filters, f"mixed{index}")
     x = reduction_a(x, s)

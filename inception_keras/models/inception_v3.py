@@ -30,6 +30,9 @@ def build_inception_v3(
     depth_multiplier=1.0,
     min_depth=16,
     batch_norm_momentum=None,
+    stem="factorized",
+    aux_batch_norm=True,
+    receptive_field=DEFAULT_SIZE,
 ):
     """Instantiates Inception-v3 ("Rethinking the Inception Architecture", Szegedy et al. 2015).
 
@@ -59,6 +62,19 @@ def build_inception_v3(
         min_depth: smallest channel count when `depth_multiplier < 1`.
         batch_norm_momentum: moving-average momentum of every BatchNormalization layer;
             `None` means the variant's own (0.99 canonical, 0.9 table1).
+        stem: `"factorized"` (Inception-v3's three 3x3 convolutions) or `"7x7"` (the
+            Inception-v2 baseline of the paper's Table 3: one 7x7/2 convolution to 64 channels
+            in their place). Canonical variant only.
+        aux_batch_norm: batch norm on the auxiliary head's fully connected layer (its 5x5
+            convolution to 768 channels): Table 3's "BN-auxiliary"; `False` gives that layer a
+            bias instead. Canonical variant only.
+        receptive_field: 299, 151 or 79, the networks of the paper's Table 2: first convolution
+            with stride 2 (299) or 1 (151, 79), and the stem's first max pooling dropped (79).
+            The default input shape with the top is `receptive_field` square. Canonical only.
+
+    Switches that change no weight's shape (`receptive_field`) cannot be told apart in a weights
+    file: a file saved at one resolution loads into the others; `stem` and `aux_batch_norm`
+    change the weighted layers, and a file of the other setting is refused.
 
     Returns:
         A `keras.Model`.
@@ -66,7 +82,8 @@ def build_inception_v3(
     _check_arguments(**locals())
     if dropout_rate is None:
         dropout_rate = DEFAULT_DROPOUT[variant]
-    shape = _resolve_input_shape(input_shape, input_tensor, include_top, include_aux)
+    shape = _resolve_input_shape(input_shape, input_tensor, include_top, include_aux,
+                                 receptive_field)
     graph_kwargs = dict(
         pooling=pooling,
         classes=classes,
@@ -76,6 +93,9 @@ def build_inception_v3(
         depth_multiplier=depth_multiplier,
         min_depth=min_depth,
         batch_norm_momentum=batch_norm_momentum,
+        stem=stem,
+        aux_batch_norm=aux_batch_norm,
+        receptive_field=receptive_field,
     )
     inputs, image = _input_layer(input_tensor, shape)
     outputs = _graph(image, include_top, include_aux and include_top, **graph_kwargs)
@@ -105,18 +125,23 @@ def inference_model(model):
 
 
 def _graph(image, include_top, include_aux, *, pooling, classes, classifier_activation,
-           dropout_rate, variant, depth_multiplier, min_depth, batch_norm_momentum):
+           dropout_rate, variant, depth_multiplier, min_depth, batch_norm_momentum, stem,
+           aux_batch_norm, receptive_field):
     module = canonical if variant == "canonical" else table1
     style_fn = canonical.canonical_style if variant == "canonical" else table1.table1_style
     style = style_fn(depth_multiplier, min_depth, batch_norm_momentum)
     head_dtype = _head_dtype()
-    aux_fn = None
+    aux_fn, switches = None, {}
+    if variant == "canonical":
+        switches = dict(stem_kind=stem, receptive_field=receptive_field)
     if include_aux:
         aux_args = (classes, classifier_activation)
+        aux_options = {"batch_norm": aux_batch_norm} if variant == "canonical" else {}
         if variant == "table1":
             aux_args += (dropout_rate,)
-        aux_fn = lambda x: module.aux_head(x, style, *aux_args, head_dtype)  # noqa: E731
-    x, aux = module.backbone(image, style, aux_fn)
+        aux_fn = lambda x: module.aux_head(x, style, *aux_args, head_dtype,  # noqa: E731
+                                           **aux_options)
+    x, aux = module.backbone(image, style, aux_fn, **switches)
     if include_top:
         x = module.classifier(x, classes, classifier_activation, dropout_rate, head_dtype)
         return {PREDICTIONS: x, AUX_PREDICTIONS: aux} if include_aux else x
@@ -144,11 +169,11 @@ def _input_layer(input_tensor, shape):
     return (sources[0] if len(sources) == 1 else sources), input_tensor
 
 
-def _resolve_input_shape(input_shape, input_tensor, include_top, include_aux):
+def _resolve_input_shape(input_shape, input_tensor, include_top, include_aux, receptive_field):
     if input_tensor is not None:
         input_shape = tuple(input_tensor.shape[1:])
     if input_shape is None:
-        return (DEFAULT_SIZE, DEFAULT_SIZE, 3) if include_top else (None, None, 3)
+        return (receptive_field, receptive_field, 3) if include_top else (None, None, 3)
     input_shape = tuple(input_shape)
     if len(input_shape) != 3:
         raise ValueError(
@@ -171,9 +196,11 @@ def _resolve_input_shape(input_shape, input_tensor, include_top, include_aux):
 
 
 def _check_arguments(*, include_top, weights, input_shape, input_tensor, pooling, classes,
-                     classifier_activation, variant, depth_multiplier, **_):
+                     classifier_activation, variant, depth_multiplier, stem, aux_batch_norm,
+                     receptive_field, **_):
     if variant not in VARIANTS:
         raise ValueError(f"`variant` must be one of {VARIANTS}; received variant={variant!r}.")
+    _check_switches(variant, stem, aux_batch_norm, receptive_field)
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"`pooling` must be None, 'avg' or 'max'; received pooling={pooling!r}.")
     if include_top and (not isinstance(classes, int) or classes < 1):
@@ -188,10 +215,11 @@ def _check_arguments(*, include_top, weights, input_shape, input_tensor, pooling
             f"file; received weights={weights!r}, which is not an existing file."
         )
     if weights == "imagenet":
-        if variant != "canonical" or depth_multiplier != 1.0:
+        if variant != "canonical" or depth_multiplier != 1.0 or stem != "factorized":
             raise ValueError(
-                "weights='imagenet' exist only for variant='canonical' with depth_multiplier=1.0; "
-                f"received variant={variant!r}, depth_multiplier={depth_multiplier}."
+                "weights='imagenet' exist only for variant='canonical' with depth_multiplier=1.0 "
+                f"and stem='factorized'; received variant={variant!r}, "
+                f"depth_multiplier={depth_multiplier}, stem={stem!r}."
             )
         if include_top and classes != IMAGENET_NUM_CLASSES:
             raise ValueError(
@@ -207,6 +235,22 @@ def _check_arguments(*, include_top, weights, input_shape, input_tensor, pooling
     shape = tuple(input_tensor.shape[1:]) if input_tensor is not None else input_shape
     if shape is not None and shape[-1] != 3:
         raise ValueError(f"Pretrained `weights` need 3 input channels; received input_shape={shape}.")
+
+
+def _check_switches(variant, stem, aux_batch_norm, receptive_field):
+    if stem not in canonical.STEMS:
+        raise ValueError(f"`stem` must be one of {canonical.STEMS}; received stem={stem!r}.")
+    if not isinstance(aux_batch_norm, bool):
+        raise ValueError("`aux_batch_norm` must be True or False; received "
+                         f"aux_batch_norm={aux_batch_norm!r}.")
+    if receptive_field not in canonical.RECEPTIVE_FIELDS:
+        raise ValueError(f"`receptive_field` must be one of {canonical.RECEPTIVE_FIELDS} (the "
+                         f"paper's Table 2); received receptive_field={receptive_field!r}.")
+    changed = (stem != "factorized", not aux_batch_norm, receptive_field != DEFAULT_SIZE)
+    if variant != "canonical" and any(changed):
+        raise ValueError("`stem`, `aux_batch_norm` and `receptive_field` switch the canonical "
+                         f"network's layers; variant={variant!r} has its own: leave them at "
+                         "their defaults.")
 
 
 def _load_pretrained(model, weights, include_top, shape, graph_kwargs):

@@ -46,6 +46,19 @@ def conv_bn(x, style, filters, kernel_size, name, strides=1, padding="same"):
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
+def conv_relu(x, style, filters, kernel_size, name, strides=1, padding="same"):
+    """Conv2D with a bias -> ReLU, named `{name}_conv`, `{name}_relu`: a unit without batch norm."""
+    x = layers.Conv2D(
+        style.depth(filters),
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        kernel_initializer=style.kernel_initializer(),
+        name=f"{name}_conv",
+    )(x)
+    return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
 def reduced_pool_size(x, size):
     """Pool/kernel size no larger than the feature map, so small inputs (75x75) still build.
 

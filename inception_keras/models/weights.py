@@ -81,7 +81,8 @@ def load_weights(model, path, twin_factory):
     raise ValueError(
         f"weights={path!r} holds {file_layers} layers with weights, which matches neither this "
         f"model ({count_model_weighted_layers(model)}) nor Keras' InceptionV3 backbone. Pass a file "
-        "saved from a model built with the same arguments, or Keras' "
+        "saved from a model built with the same arguments (classes, variant, stem, "
+        "aux_batch_norm, include_aux, depth_multiplier), or Keras' "
         f"{KERAS_WEIGHTS_FILES[True][0]} / {KERAS_WEIGHTS_FILES[False][0]}."
     )
 
@@ -99,8 +100,8 @@ def _load_or_explain(model, path):
         model.load_weights(path)
     except ValueError as error:
         raise ValueError(
-            f"weights={path!r} does not fit this model (were `classes`, `variant` or "
-            f"`depth_multiplier` different when it was saved?): {error}"
+            f"weights={path!r} does not fit this model (were `classes`, `variant`, `stem`, "
+            f"`aux_batch_norm` or `depth_multiplier` different when it was saved?): {error}"
         ) from None
 
 

@@ -43,7 +43,8 @@ def build_model(config, num_classes, *, logits=False):
             classes=num_classes, include_aux=config.include_aux,
             dropout_rate=config.dropout_rate, variant=config.variant,
             depth_multiplier=config.depth_multiplier, min_depth=config.min_depth,
-            batch_norm_momentum=config.batch_norm_momentum,
+            batch_norm_momentum=config.batch_norm_momentum, stem=config.stem,
+            aux_batch_norm=config.aux_batch_norm, receptive_field=config.receptive_field,
             classifier_activation=None if logits else "softmax")
     except ValueError as error:
         raise TrainerError(f"cannot build the model: {error}") from None

@@ -371,6 +371,9 @@ def _twin_for_checkpoint(model, model_dir, path):
             variant=config.get("variant", "canonical"),
             depth_multiplier=float(config.get("depth_multiplier", 1.0)),
             min_depth=int(config.get("min_depth", 16)),
+            stem=config.get("stem", "factorized"),
+            aux_batch_norm=bool(config.get("aux_batch_norm", True)),
+            receptive_field=int(config.get("receptive_field", 299)),
         )
     except ValueError as error:
         raise ValueError(f"init weights {model_dir}: cannot rebuild its network from config.json: "
