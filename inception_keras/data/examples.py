@@ -5,7 +5,7 @@
 Training: shuffle, per-element stateless seeds, Inception train preprocessing, then repeat
 forever (after decoding, so an input whose every record is corrupt ends instead of spinning).
 Evaluation: one pass in file order with the central-crop preprocessing, or with `eval_crops` of
-10 or 144 every crop of `multi_crop` (an example's image is then [crops, S, S, 3]).
+10, 12 or 144 every crop of `multi_crop` (an example's image is then [crops, S, S, 3]).
 """
 
 import dataclasses
@@ -44,7 +44,7 @@ class ExampleOptions:
     seed: of the shuffles and augmentations (None: random); each input pipeline offsets it.
     deterministic: a fixed element order (with a seed, fixed augmentations too).
     color_distortion: training's colour distortion, see `preprocessing.COLOR_DISTORTIONS`.
-    eval_crops: evaluation only: 1, the central crop ([S, S, 3]); 10 or 144, every crop of
+    eval_crops: evaluation only: 1, the central crop ([S, S, 3]); 10, 12 or 144, every crop of
         `multicrop.multi_crop` ([crops, S, S, 3]).
     """
 

@@ -106,7 +106,7 @@ def make_input_fn(
     `sources.py`; `smoke` is built there on first use, None: its default folder).
     `deterministic=True` fixes the element order and augmentation (seed 0 unless `seed` is
     given). `cache_dir` caches decoded evaluation examples (ignored for training, whose crops
-    differ every epoch, and for multi-crop evaluation, 10 or 144 times the size).
+    differ every epoch, and for multi-crop evaluation, 10 to 144 times the size).
 
     Training augmentation (ignored by evaluation input, still checked): `augment` is "none",
     "randaugment" or "augmix" at `augment_magnitude` on timm's 0-10 scale, with
@@ -115,7 +115,7 @@ def make_input_fn(
     Beta(alpha, alpha) of MixUp and CutMix (0: off), `mix_switch_prob` the chance a batch uses
     CutMix when both are on, `mix_prob` the chance a batch is mixed at all (`mixing.py`).
 
-    `eval_crops` of 10 or 144 (evaluation only) makes each example every crop of
+    `eval_crops` of 10, 12 or 144 (evaluation only) makes each example every crop of
     `multicrop.multi_crop`: images are [B, crops, S, S, 3], B counting images, not crops.
 
     `masked=True` (evaluation) yields (images, labels, weights) instead: the examples with
