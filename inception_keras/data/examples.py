@@ -46,6 +46,7 @@ class ExampleOptions:
     color_distortion: training's colour distortion, see `preprocessing.COLOR_DISTORTIONS`.
     eval_crops: evaluation only: 1, the central crop ([S, S, 3]); 10, 12 or 144, every crop of
         `multicrop.multi_crop` ([crops, S, S, 3]).
+    exclude: evaluation only: the file names of images to leave out (`exclusion.py`).
     """
 
     image_size: int
@@ -55,6 +56,7 @@ class ExampleOptions:
     deterministic: bool = False
     color_distortion: str | bool = "none"
     eval_crops: int = 1
+    exclude: frozenset = frozenset()  # evaluation only: file names left out (exclusion.py)
 
     def __post_init__(self):
         if not isinstance(self.image_size, int) or self.image_size < 1:
@@ -68,6 +70,8 @@ class ExampleOptions:
                 f"eval_crops={self.eval_crops} is for evaluation input; training input "
                 "(is_training=True) takes one random crop per image"
             )
+        if self.exclude and self.is_training:
+            raise DataError("eval_exclude leaves images out of evaluation input, not training")
 
     @property
     def image_shape(self):

@@ -4,13 +4,15 @@
 
     {"trained_step": 372,                      # training reached its last step at 372
      "validated_step": 279,                    # the newest epoch end whose validation finished
-     "evaluated": {"step": 372, "eval_crops": 1},          # the final evaluation (eval.json)
+     "evaluated": {"step": 372, "eval_crops": 1,            # the final evaluation, and its
+                   "path": "/abs/runs/smoke/eval.json"},   # record (--eval_only's are elsewhere)
      "exported": {"step": 372, "path": "/abs/saved_models/inception_v3/1"},
      "best": {"step": 279, "val_top1": 0.93, "path": ".../checkpoints/best/best-279"},
      "last_validation": {"step": 372, "val_top1": 0.92}}        # with keep_best=val_top1
 
-A rerun of a finished run trains no step, evaluates only if that step's final evaluation is
-missing, and exports only if that step's weights were never exported. A run given more epochs
+A rerun of a finished run trains no step, evaluates only if `evaluated` lacks that step and
+eval_crops (the record it names is what the rerun relies on: `--eval_only` writes its own records
+under evaluations/ and never changes `evaluated`), and exports only if that step's weights were never exported. A run given more epochs
 continues training (then `trained_step` moves on). A SIGTERM during a validation leaves
 `validated_step` behind the epoch's checkpoint, so the resumed run validates that epoch first.
 The continuous evaluator reads `trained_step` to know when the run is over.
@@ -56,7 +58,14 @@ class RunState:
         return self.trained_step is not None and self.trained_step == step
 
     def evaluated_at(self, step, eval_crops):
-        return self.evaluated == {"step": step, "eval_crops": eval_crops}
+        """Whether the final evaluation of `step` with `eval_crops` is done (records from before
+        "path" was kept match too)."""
+        done = self.evaluated or {}
+        return done.get("step") == step and done.get("eval_crops") == eval_crops
+
+    def evaluation_path(self, model_dir):
+        """The record of the final evaluation: the path kept, else where it always was."""
+        return (self.evaluated or {}).get("path") or os.path.join(model_dir, "eval.json")
 
     def exported_at(self, step):
         return bool(self.exported) and self.exported.get("step") == step
