@@ -107,7 +107,8 @@ def make_input_fn(
     `sources.py`; `smoke` is built there on first use, None: its default folder).
     `deterministic=True` fixes the element order and augmentation (seed 0 unless `seed` is
     given). `cache_dir` caches decoded evaluation examples (ignored for training, whose crops
-    differ every epoch, and for multi-crop evaluation, 10 to 144 times the size).
+    differ every epoch, for multi-crop evaluation, 10 to 144 times the size, and with
+    `exclude`, whose cache would hold another set of images under the same name).
 
     Training augmentation (ignored by evaluation input, still checked): `augment` is "none",
     "randaugment" or "augmix" at `augment_magnitude` on timm's 0-10 scale, with

@@ -12,8 +12,8 @@
 
 A rerun of a finished run trains no step, evaluates only if `evaluated` lacks that step and
 eval_crops (the record it names is what the rerun relies on: `--eval_only` writes its own records
-under evaluations/ and never changes `evaluated`), and exports only if that step's weights were never exported. A run given more epochs
-continues training (then `trained_step` moves on). A SIGTERM during a validation leaves
+under evaluations/ and never changes `evaluated`), and exports only if that step's weights were
+never exported. A run given more epochs continues training (then `trained_step` moves on). A SIGTERM during a validation leaves
 `validated_step` behind the epoch's checkpoint, so the resumed run validates that epoch first.
 The continuous evaluator reads `trained_step` to know when the run is over.
 """
