@@ -77,6 +77,11 @@ def test_a_rerun_relies_on_the_record_run_state_names(tmp_path):
     older = RunState(evaluated={"step": 372, "eval_crops": 1})  # written before "path"
     assert older.evaluated_at(372, 1) and older.evaluation_path("/run") == "/run/eval.json"
     assert not RunState().evaluated_at(372, 1)
+    assert not state.evaluated_at(372, 1, "/lists/blacklist.txt")  # scored without exclusion
+    excluded = RunState(evaluated={"step": 372, "eval_crops": 1, "path": "/x/eval.json",
+                                   "eval_exclude": "/lists/blacklist.txt"})
+    assert excluded.evaluated_at(372, 1, "/lists/blacklist.txt")
+    assert not excluded.evaluated_at(372, 1)
 
 
 def test_ensemble_scores_the_mean_probabilities():

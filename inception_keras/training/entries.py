@@ -249,7 +249,7 @@ def _finish(setup, trainer, watch, record, summaries, validation, log):
     """The final evaluation and the export of the chosen checkpoint, each unless already done."""
     validation, selection = _select_for_export(setup, trainer, record, validation, log)
     config, step = setup.config, trainer.step
-    if record.state.evaluated_at(step, config.eval_crops):
+    if record.state.evaluated_at(step, config.eval_crops, config.eval_exclude):
         log(f"the final evaluation of step {step} is already in "
             f"{record.state.evaluation_path(config.model_dir)}")
     else:
@@ -264,7 +264,9 @@ def _finish(setup, trainer, watch, record, summaries, validation, log):
         else:
             log(reports.final_line(validation, trainer.weights_name, config.eval_crops))
             path = reports.record_paths(config.model_dir, "final", None)[0]
-        record.update(evaluated={"step": step, "eval_crops": config.eval_crops, "path": path})
+        exclude = {"eval_exclude": config.eval_exclude} if config.eval_exclude else {}
+        record.update(evaluated={"step": step, "eval_crops": config.eval_crops, "path": path,
+                                 **exclude})
     if not setup.is_chief:
         log(f"{setup.task_type} {setup.task_id}: done (the chief exports)")
     elif record.state.exported_at(step):
