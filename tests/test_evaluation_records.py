@@ -73,7 +73,7 @@ def test_a_rerun_relies_on_the_record_run_state_names(tmp_path):
     state = RunState(evaluated={"step": 372, "eval_crops": 1, "path": "/x/eval.json"})
     assert state.evaluated_at(372, 1) and not state.evaluated_at(372, 10)
     assert not state.evaluated_at(371, 1)
-    assert state.evaluation_path("/run") == "/x/eval.json"
+    assert state.evaluation_path("/run") == "/run/eval.json"  # a moved run: where it is now
     older = RunState(evaluated={"step": 372, "eval_crops": 1})  # written before "path"
     assert older.evaluated_at(372, 1) and older.evaluation_path("/run") == "/run/eval.json"
     assert not RunState().evaluated_at(372, 1)

@@ -66,8 +66,11 @@ class RunState:
                 and done.get("eval_exclude") == eval_exclude)
 
     def evaluation_path(self, model_dir):
-        """The record of the final evaluation: the path kept, else where it always was."""
-        return (self.evaluated or {}).get("path") or os.path.join(model_dir, "eval.json")
+        """The record of the final evaluation where it is now: the file named by the path kept
+        (written where the run was then), in `model_dir` (where the run is now: a run moved
+        elsewhere keeps its records)."""
+        kept = (self.evaluated or {}).get("path") or "eval.json"
+        return os.path.join(model_dir, os.path.basename(kept))
 
     def exported_at(self, step):
         return bool(self.exported) and self.exported.get("step") == step
