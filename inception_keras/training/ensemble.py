@@ -7,15 +7,15 @@ the ensemble's probabilities are the mean of the members' (first over crops, the
 for a plain mean with the same crops per member this equals one mean over all of them). The
 paper's Table 5: 4 Inception-v3 models x 144 crops, 17.2% top-1 / 3.58% top-5 error.
 
-Members must score the same images with the same classes: one dataset, class names, eval_crops
-and eval_exclude; the labels each member reads are compared image by image (TrainerError).
+Members must score the same images with the same classes: one dataset, class names,
+eval_crops, eval_exclude and eval_steps; the labels each member reads are compared image by image (TrainerError).
 """
 
 import numpy as np
 
 from inception_keras.training.errors import TrainerError
 
-AGREED_KEYS = ("dataset", "eval_crops", "eval_exclude")
+AGREED_KEYS = ("dataset", "eval_crops", "eval_exclude", "eval_steps")
 
 
 def check_members_agree(configs, class_names):
