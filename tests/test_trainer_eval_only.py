@@ -60,8 +60,9 @@ def test_eval_only_scores_a_moved_run_with_ten_crops_and_writes_its_results(move
                                "--epochs", "1", "--set", "ema_momentum=0.9", *TINY)
     assert code == 0, output[-3000:]
     assert f"the final evaluation of step 2 is already in {run / 'eval.json'}" in output
-    state = json.loads((run / "run_state.json").read_text())
-    assert state["evaluated"] == {"step": 2, "eval_crops": 1, "path": str(run / "eval.json")}
+    state = json.loads((run / "run_state.json").read_text())  # the path as written, before the move
+    assert state["evaluated"] == {"step": 2, "eval_crops": 1,
+                                  "path": str(moved_run / "run" / "eval.json")}
 
 
 @pytest.mark.slow
@@ -120,10 +121,10 @@ def test_an_ensemble_of_two_runs_averages_their_probabilities(moved_run):
     batches = list(fn().take(2))
     images = tf.concat([b[0] for b in batches], 0)
     labels = np.concatenate([b[1].numpy() for b in batches])
-    probabilities = np.mean([
-        tf.saved_model.load(str(moved_run / export / "inception_v3" / version))
-        .predict_images((images + 1.0) * 127.5)["probabilities"].numpy()
-        for export, version in (("exp", "1"), ("exp_other", "1"))], axis=0)
+    exports = [tf.saved_model.load(str(moved_run / export / "inception_v3" / "1"))
+               for export in ("exp", "exp_other")]  # held: their variables live as long
+    probabilities = np.mean([model.predict_images((images + 1.0) * 127.5)["probabilities"]
+                             .numpy() for model in exports], axis=0)
     assert not np.allclose(probabilities[:, 0], probabilities[0, 0])  # the images differ
     likelihood = probabilities[np.arange(16), labels]
     np.testing.assert_allclose(record["cross_entropy"], np.mean(-np.log(likelihood)), rtol=1e-4)
