@@ -189,7 +189,8 @@ def run_ensemble(flags):
         model_dir = resolve(model_dir)
         if checkpoints.load_config_dict(model_dir) is None:
             raise ConfigError(f"--eval_only ensemble: {model_dir} has no "
-                              f"{checkpoints.CONFIG_FILE}; every --model_dir must be a training run")
+                              f"{checkpoints.CONFIG_FILE}; every --model_dir must be a training "
+                              "run")
         configs.append(run_config_from_flags(flags, model_dir))
     return finish(lambda: entries.evaluate_ensemble(configs))
 

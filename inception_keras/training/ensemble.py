@@ -8,7 +8,8 @@ for a plain mean with the same crops per member this equals one mean over all of
 paper's Table 5: 4 Inception-v3 models x 144 crops, 17.2% top-1 / 3.58% top-5 error.
 
 Members must score the same images with the same classes: one dataset, class names,
-eval_crops, eval_exclude and eval_steps; the labels each member reads are compared image by image (TrainerError).
+eval_crops, eval_exclude and eval_steps; the labels each member reads are compared image by
+image (TrainerError).
 """
 
 import numpy as np

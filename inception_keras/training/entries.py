@@ -10,9 +10,9 @@ All three restore through `Trainer.restore` and export through `Trainer.export`.
 started again does only what is missing (`run_state.json`): no step trained, the final
 evaluation and the export only if they are missing for the trained step. A training run's final
 evaluation is `<model_dir>/eval.json`; every other evaluation gets its own record under
-`<model_dir>/evaluations/` (reports.write_final), and never changes what a rerun relies on. They raise
-`TrainerError`, `Preempted`, `NonFiniteLoss` or `PeerLost` (inception_keras.training.errors),
-each with its exit status; `log` receives the lines a person reads.
+`<model_dir>/evaluations/` (reports.write_final), and never changes what a rerun relies on.
+They raise `TrainerError`, `Preempted`, `NonFiniteLoss` or `PeerLost`
+(inception_keras.training.errors), each with its exit status; `log` receives the lines a person reads.
 """
 
 import contextlib
