@@ -137,7 +137,11 @@ class TrainConfig:
     eval_steps: int = 0  # 0: the whole validation split
     eval_every_epochs: int = 1  # 0: evaluate only at the end
     eval_crops: int = 1  # final/--eval_only evaluation: 1 central crop, 10 (corners+centre,
-    #                      flipped) or 144 (the paper's 4 scales x 3 squares x 6 crops x 2 flips)
+    #                      flipped), 12 (centre square's 6 crops, flipped) or 144 (the paper's
+    #                      4 scales x 3 squares x 6 crops x 2 flips); see data/multicrop.py
+    eval_exclude: Optional[str] = None  # a file of validation images to leave out of every
+    #                      evaluation, one file name or 1-based ImageNet validation number a line
+    #                      (e.g. the ILSVRC-2014 blacklist); see data/exclusion.py
 
     # --- outputs ---
     model_dir: Optional[str] = None  # checkpoints, TensorBoard, config.json (None: runs/<name>)
@@ -201,7 +205,8 @@ class TrainConfig:
         return self.replace(
             model_dir=resolve(self.model_dir), export_dir=resolve(self.export_dir),
             data_dir=resolve(self.data_dir), cache_dir=resolve(self.cache_dir),
-            dataset=dataset, init_weights=init if init in (None, "imagenet") else resolve(init))
+            dataset=dataset, init_weights=init if init in (None, "imagenet") else resolve(init),
+            eval_exclude=resolve(self.eval_exclude))
 
     def validate(self):
         """Checks values that do not need TensorFlow; raises ConfigError with a one-line fix."""
@@ -222,8 +227,8 @@ class TrainConfig:
         for key in positive:
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.eval_crops not in (1, 10, 144):
-            raise ConfigError(f"eval_crops must be 1, 10 or 144, got {self.eval_crops}")
+        if self.eval_crops not in (1, 10, 12, 144):
+            raise ConfigError(f"eval_crops must be 1, 10, 12 or 144, got {self.eval_crops}")
         non_negative = ["head_epochs", "global_batch_size", "per_replica_batch_size", "steps_per_epoch",
                         "eval_steps", "eval_every_epochs", "checkpoint_every_steps",
                         "weight_decay", "warmup_epochs", "num_cpu_devices",

@@ -1,4 +1,4 @@
-"""make_input_fn(..., eval_crops=10 | 144): every crop of each evaluation image in one example."""
+"""make_input_fn(..., eval_crops=10 | 12 | 144): every crop of each evaluation image in one example."""
 
 import os
 
@@ -35,7 +35,7 @@ def _records(images):
     return [serialize_example(image, 1 + i % 3, height=1, width=1) for i, image in enumerate(images)]
 
 
-@pytest.mark.parametrize("crops", [10, 144])
+@pytest.mark.parametrize("crops", [10, 12, 144])
 def test_each_example_is_multi_crop_of_its_image_and_padding_matches(images, write_shards, crops):
     data_dir = write_shards("validation", [_records(images)])
     dataset = _input_fn(data_dir, crops, masked=True)(None)
@@ -77,7 +77,7 @@ def test_synthetic_multi_crop_input():
     "crops,is_training,match",
     [
         (10, True, "eval_crops=10 is for evaluation"),
-        (7, False, r"eval_crops must be one of \(1, 10, 144\)"),
+        (7, False, r"eval_crops must be one of \(1, 10, 12, 144\)"),
         (True, False, "eval_crops must be one of"),
     ],
 )

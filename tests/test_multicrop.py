@@ -30,10 +30,11 @@ def resize(image, height, width):
 
 
 def reference_crops(encoded, size, crops):
-    """The protocol spelled out: numpy slicing at computed corners, numpy mirroring."""
+    """The protocol spelled out: numpy slicing at computed corners, numpy mirroring. 12 crops:
+    the 144 crops' first scale (256/224) and its centre square only."""
     image = decode_rgb(tf.constant(encoded)).numpy().astype(np.float32)
     height, width = image.shape[:2]
-    scales = [256] if crops == 10 else [256, 288, 320, 352]
+    scales = [256] if crops in (10, 12) else [256, 288, 320, 352]
     out = []
     for scale in scales:
         side = int(round(size * scale / 224))
@@ -52,6 +53,8 @@ def reference_crops(encoded, size, crops):
                     regions.append(resized[:, offset : offset + side])
                 else:
                     regions.append(resized[offset : offset + side, :])
+            if crops == 12:
+                regions = regions[1:2]
         for region in regions:
             h, w = region.shape[:2]
             top, left = (h - size) // 2, (w - size) // 2
@@ -62,14 +65,14 @@ def reference_crops(encoded, size, crops):
                 region[h - size :, w - size :],
                 region[top : top + size, left : left + size],
             ]
-            if crops == 144:
+            if crops in (12, 144):
                 views.append(resize(region, size, size))
             for view in views:
                 out += [view, view[:, ::-1]]
     return np.stack(out) / 127.5 - 1.0
 
 
-@pytest.mark.parametrize("crops", [10, 144])
+@pytest.mark.parametrize("crops", [10, 12, 144])
 @pytest.mark.parametrize(
     "shape, image_format", [((90, 130), "png"), ((121, 84), "png"), ((100, 100), "jpeg")]
 )
@@ -102,11 +105,27 @@ def test_multi_crop_in_a_dataset_has_static_shapes():
 def test_scales_follow_the_model_size():
     assert crop_scales(224, 144) == (256, 288, 320, 352)
     assert crop_scales(299, 144) == (342, 384, 427, 470)
-    assert crop_scales(299, 10) == (342,)
+    assert crop_scales(299, 10) == crop_scales(299, 12) == (342,)
     with pytest.raises(ValueError, match="eval_crops"):
-        crop_scales(299, 12)
+        crop_scales(299, 11)
     with pytest.raises(ValueError, match="eval_crops"):
         multi_crop(tf.constant(b""), SIZE, 5)
+
+
+def test_twelve_crops_are_the_centre_square_of_the_first_scale():
+    """Landscape 90 x 130 at S = 75: shorter side to round(75 * 256/224) = 86, so 86 x 124; its
+    centre square starts at column (124 - 86) // 2 = 19; crop 4 (the centre crop) starts 5 px
+    into it, crop 10 is the whole square resized (and 11 its mirror)."""
+    encoded = tf.io.encode_png(smooth_image(90, 130)).numpy()
+    got = multi_crop(tf.constant(encoded), SIZE, 12).numpy()
+    resized = resize(decode_rgb(tf.constant(encoded)).numpy().astype(np.float32), 86, 124)
+    square = resized[:, 19:19 + 86]
+    np.testing.assert_allclose(got[0], square[:SIZE, :SIZE] / 127.5 - 1.0, atol=1e-5)
+    np.testing.assert_allclose(got[8], square[5:5 + SIZE, 5:5 + SIZE] / 127.5 - 1.0, atol=1e-5)
+    np.testing.assert_allclose(got[10], resize(square, SIZE, SIZE) / 127.5 - 1.0, atol=1e-5)
+    np.testing.assert_array_equal(got[11], got[10][:, ::-1])
+    every_144 = multi_crop(tf.constant(encoded), SIZE, 144).numpy()
+    np.testing.assert_array_equal(got, every_144[12:24])  # scale 1, square 2 of the 144
 
 
 def test_average_predictions_both_layouts():

@@ -1,6 +1,7 @@
 """`--eval_only` and `--export_only` of a run through the CLI, from a working directory with
 relative paths, after the run was moved to another folder: they use the --model_dir given
-(multi-crop, EMA weights, eval.json, per-class results; a new export version). (`--eval_only`
+(multi-crop, EMA weights, their own evaluation record beside the untouched eval.json, per-class
+results; a new export version); an ensemble of two runs. (`--eval_only`
 of a fine-tune run, which must score its checkpoint and not its init weights, is in
 tests/test_finetune_recipe.py.) Then the run's TensorBoard files, read back as TensorBoard reads
 them, after those commands and a rerun of the training command."""
@@ -11,6 +12,7 @@ import shutil
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import run_trainer
 
@@ -40,13 +42,30 @@ def test_eval_only_scores_a_moved_run_with_ten_crops_and_writes_its_results(move
     assert code == 0, output[-3000:]
     assert f"restored {moved_run / 'moved' / 'run' / 'checkpoints' / 'ckpt-2'} (step 2)" in output
     assert "final evaluation (EMA weights, 10 crops)" in output
-    record = json.loads((moved_run / "moved" / "run" / "eval.json").read_text())
+    run = moved_run / "moved" / "run"
+    path = run / "evaluations" / "step2-crops10.json"
+    assert f"wrote {path} and {run / 'evaluations' / 'step2-crops10.png'}" in output
+    record = json.loads(path.read_text())
     # the smoke recipe's batch 8 holds 8 // 10 -> 1 image of 10 crops: 2 batches, 2 images
     assert record["eval_crops"] == 10 and record["examples"] == 2 and record["step"] == 2
+    assert record["kind"] == "eval_only" and record["config"] == "smoke"
+    assert record["checkpoint"] == str(run / "checkpoints" / "ckpt-2")
+    assert record["excluded"] == 0 and record["image_size"] == 75
     assert 0.0 <= record["top1"] <= record["top5"] <= 1.0
     assert len(record["per_class_top1"]) == 10
-    assert (moved_run / "moved" / "run" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run / "evaluations" / "step2-crops10.png").read_bytes()[:4] == b"\x89PNG"
+    final = json.loads((run / "eval.json").read_text())  # the training's own, kept as it was
+    assert final["kind"] == "final" and final["eval_crops"] == 1 and final["examples"] == 16
     assert "Traceback" not in output
+    # a rerun of the training relies on eval.json and says so, whatever --eval_only wrote (a
+    # record is never overwritten: tests/test_evaluation_records.py)
+    code, output = run_trainer(moved_run, "--model_dir", "moved/run", "--export_dir", "exp",
+                               "--epochs", "1", "--set", "ema_momentum=0.9", *TINY)
+    assert code == 0, output[-3000:]
+    assert f"the final evaluation of step 2 is already in {run / 'eval.json'}" in output
+    state = json.loads((run / "run_state.json").read_text())  # the path as written, before the move
+    assert state["evaluated"] == {"step": 2, "eval_crops": 1,
+                                  "path": str(moved_run / "run" / "eval.json")}
 
 
 @pytest.mark.slow
@@ -137,8 +156,10 @@ def test_tensorboard_runs_overlay_and_hold_the_final_evaluation(moved_run):
     assert [s for s, _, _ in train["stability/skipped_steps"]] == [2]
     assert number(train["stability/skipped_steps"][-1][1]) == 0.0
 
-    # the final evaluation (the last one written: --eval_only's) is what eval.json holds
-    record = json.loads((run / "eval.json").read_text())
+    # the final run's newest scores are the newest evaluation record's (--eval_only's own record)
+    newest = max([run / "eval.json", *(run / "evaluations").glob("*.json")],
+                 key=lambda path: path.stat().st_mtime)
+    record = json.loads(newest.read_text())
     for key in ("top1", "top5", "cross_entropy"):
         assert number(final[f"metrics/{key}"][-1][1]) == pytest.approx(record[key], abs=1e-6)
     for name, top1 in record["per_class_top1"].items():
@@ -150,11 +171,13 @@ def test_tensorboard_runs_overlay_and_hold_the_final_evaluation(moved_run):
     worst = min((v, k) for k, v in record["per_class_top1"].items() if v is not None)
     assert table.splitlines()[2] == f"| {worst[1]} | {worst[0]:.4f} |", table
 
-    # the confusion matrix image: the PNG beside eval.json, with the per-class top-1 diagonal
+    # the confusion matrix image: the PNG beside that record, with the per-class top-1 diagonal
     image = picture(final["per_class/confusion_matrix"][-1][1])
     import tensorflow as tf
 
-    assert np.array_equal(image, tf.io.decode_png((run / "confusion_matrix.png").read_bytes()))
+    assert np.array_equal(image, tf.io.decode_png(
+        (newest.parent / (newest.stem + ".png") if newest.parent.name == "evaluations"
+         else run / "confusion_matrix.png").read_bytes()))
     cell = 48  # 10 classes: 48 pixels each
     for i, top1 in enumerate(record["per_class_top1"].values()):
         red = image[i * cell + cell // 2, i * cell + cell // 2, 0]
@@ -181,3 +204,48 @@ def test_tensorboard_runs_overlay_and_hold_the_final_evaluation(moved_run):
     _, grid, description = inputs[0][1]
     assert description == "training images as the model sees them: crop and flip"
     assert picture(grid).std() > 20  # pictures, not a blank
+
+
+@pytest.mark.slow
+def test_an_ensemble_of_two_runs_averages_their_probabilities(moved_run):
+    """The second run: a copy of the first trained 2 steps more (other weights). The expected
+    numbers: each run's exported float32 model on the same 16 validation images, averaged here."""
+    shutil.copytree(moved_run / "moved" / "run", moved_run / "other")
+    code, output = run_trainer(moved_run, "--model_dir", "other", "--export_dir", "exp_other",
+                               "--epochs", "2", "--set", "ema_momentum=0.9", *TINY)
+    assert code == 0, output[-3000:]
+    code, output = run_trainer(moved_run, "--eval_only", "--model_dir", "moved/run",
+                               "--model_dir", "other", "--set", "precision=float32")
+    assert code == 0, output[-3000:]
+    path = moved_run / "moved" / "run" / "evaluations" / "ensemble2-crops1.json"
+    record = json.loads(path.read_text())
+    assert record["kind"] == "ensemble" and record["examples"] == 16 and record["excluded"] == 0
+    assert [(m["model_dir"], m["step"], m["weights"]) for m in record["members"]] == [
+        (str(moved_run / "moved" / "run"), 2, "EMA weights"),
+        (str(moved_run / "other"), 4, "EMA weights")]
+    assert "on 16 images" in output and "Traceback" not in output
+
+    from inception_keras import data
+    fn = data.make_input_fn("smoke", data_dir=None, split="validation", image_size=75,
+                            global_batch_size=8, is_training=False, masked=True)
+    batches = list(fn().take(2))
+    images = tf.concat([b[0] for b in batches], 0)
+    labels = np.concatenate([b[1].numpy() for b in batches])
+    exports = [tf.saved_model.load(str(moved_run / export / "inception_v3" / "1"))
+               for export in ("exp", "exp_other")]  # held: their variables live as long
+    probabilities = np.mean([model.predict_images((images + 1.0) * 127.5)["probabilities"]
+                             .numpy() for model in exports], axis=0)
+    assert not np.allclose(probabilities[:, 0], probabilities[0, 0])  # the images differ
+    likelihood = probabilities[np.arange(16), labels]
+    np.testing.assert_allclose(record["cross_entropy"], np.mean(-np.log(likelihood)), rtol=1e-4)
+    assert record["top1"] == np.mean(np.argmax(probabilities, 1) == labels)
+
+
+@pytest.mark.slow
+def test_ensemble_mistakes_are_one_line(tmp_path, moved_run):
+    code, output = run_trainer(moved_run, "--model_dir", "moved/run", "--model_dir", "x")
+    assert code == 2 and "--model_dir is given 2 times: only --eval_only" in output, output
+    code, output = run_trainer(moved_run, "--eval_only", "--model_dir", "moved/run",
+                               "--model_dir", "nothing")
+    assert code == 2 and f"{moved_run / 'nothing'} has no config.json" in output, output
+    assert "Traceback" not in output

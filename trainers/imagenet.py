@@ -5,6 +5,7 @@ r"""Train Inception-v3 on ImageNet (or any supported dataset) with tf.distribute
     python -m trainers.imagenet --config gpu --data_dir /data/imagenet --batch_size 512
     python -m trainers.imagenet --config finetune --dataset folder:/data/my_photos
     python -m trainers.imagenet --eval_only --model_dir runs/smoke --set eval_crops=10
+    python -m trainers.imagenet --eval_only --model_dir runs/a --model_dir runs/b   # ensemble
     python -m trainers.imagenet --eval_only --watch --model_dir runs/tpu --strategy cpu
     python -m trainers.imagenet --export_only --model_dir runs/smoke
 
@@ -75,7 +76,9 @@ def parse_flags(argv):
                                         "without GPUs)")
     add("--dataset", help="imagenet_tfrecord | tfds:NAME | folder:PATH | synthetic | smoke")
     add("--data_dir", help="where the dataset lives")
-    add("--model_dir", help="checkpoints, logs and config.json (default: runs/<config>)")
+    add("--model_dir", action="append",
+        help="checkpoints, logs and config.json (default: runs/<config>); with --eval_only it "
+             "may be repeated: an ensemble of those runs, their probabilities averaged")
     add("--epochs", type=int, help="number of epochs")
     add("--steps_per_epoch", type=int, help="training steps per epoch (default: one pass)")
     add("--batch_size", type=int, help="GLOBAL batch size, over all replicas")
@@ -90,13 +93,16 @@ def parse_flags(argv):
     add("--eval_only", action="store_true",
         help="evaluate the newest checkpoint of the run in --model_dir (or, without a run, "
              "--set init_weights=PATH) on the validation split, every image once; writes "
-             "<model_dir>/eval.json (no training)")
+             "its own record <model_dir>/evaluations/<name>.json (no training)")
     add("--watch", action="store_true",
         help="with --eval_only: evaluate every new checkpoint of the run as it appears, until "
              "the run is finished (or --set watch_timeout=SECONDS without one); results in "
              "<model_dir>/watch_results.json and TensorBoard's 'watch' run")
     add("--help_config", action="store_true", help="list every config key with its default")
-    return parser.parse_args(argv)
+    flags = parser.parse_args(argv)
+    flags.model_dirs = flags.model_dir or []
+    flags.model_dir = flags.model_dirs[0] if flags.model_dirs else None
+    return flags
 
 
 _FLAG_KEYS = {"strategy": "strategy", "tpu": "tpu", "devices": "devices",
@@ -156,7 +162,10 @@ def main(argv=None):
             raise ConfigError("--export_only and --eval_only: pick one")
         if flags.watch and not flags.eval_only:
             raise ConfigError("--watch evaluates a run's checkpoints: use it with --eval_only")
+        check_ensemble_flags(flags)
         config = config_from_flags(flags)
+        if len(flags.model_dirs) > 1:
+            return run_ensemble(flags)
         if flags.eval_only or flags.export_only:
             return run_existing(flags, config)
         from inception_keras.training import entries
@@ -164,6 +173,31 @@ def main(argv=None):
         return finish(lambda: entries.train_run(config))
     except ConfigError as error:
         return fail(error, USER_ERROR)
+
+
+def check_ensemble_flags(flags):
+    """Several --model_dir make an ensemble, which only --eval_only (without --watch) scores."""
+    count = len(flags.model_dirs)
+    if count > 1 and (not flags.eval_only or flags.watch):
+        raise ConfigError(f"--model_dir is given {count} times: only --eval_only (without "
+                          "--watch) takes several, to evaluate them as an ensemble; give one")
+
+
+def run_ensemble(flags):
+    """--eval_only with several --model_dir: each a training run, evaluated as an ensemble."""
+    from inception_keras.paths import resolve
+    from inception_keras.training.loop import checkpoints
+    from inception_keras.training import entries
+
+    configs = []
+    for model_dir in flags.model_dirs:
+        model_dir = resolve(model_dir)
+        if checkpoints.load_config_dict(model_dir) is None:
+            raise ConfigError(f"--eval_only ensemble: {model_dir} has no "
+                              f"{checkpoints.CONFIG_FILE}; every --model_dir must be a training "
+                              "run")
+        configs.append(run_config_from_flags(flags, model_dir))
+    return finish(lambda: entries.evaluate_ensemble(configs))
 
 
 def run_existing(flags, config):

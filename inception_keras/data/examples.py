@@ -5,7 +5,7 @@
 Training: shuffle, per-element stateless seeds, Inception train preprocessing, then repeat
 forever (after decoding, so an input whose every record is corrupt ends instead of spinning).
 Evaluation: one pass in file order with the central-crop preprocessing, or with `eval_crops` of
-10 or 144 every crop of `multi_crop` (an example's image is then [crops, S, S, 3]).
+10, 12 or 144 every crop of `multi_crop` (an example's image is then [crops, S, S, 3]).
 """
 
 import dataclasses
@@ -44,8 +44,9 @@ class ExampleOptions:
     seed: of the shuffles and augmentations (None: random); each input pipeline offsets it.
     deterministic: a fixed element order (with a seed, fixed augmentations too).
     color_distortion: training's colour distortion, see `preprocessing.COLOR_DISTORTIONS`.
-    eval_crops: evaluation only: 1, the central crop ([S, S, 3]); 10 or 144, every crop of
+    eval_crops: evaluation only: 1, the central crop ([S, S, 3]); 10, 12 or 144, every crop of
         `multicrop.multi_crop` ([crops, S, S, 3]).
+    exclude: evaluation only: the file names of images to leave out (`exclusion.py`).
     """
 
     image_size: int
@@ -55,6 +56,7 @@ class ExampleOptions:
     deterministic: bool = False
     color_distortion: str | bool = "none"
     eval_crops: int = 1
+    exclude: frozenset = frozenset()  # evaluation only: file names left out (exclusion.py)
 
     def __post_init__(self):
         if not isinstance(self.image_size, int) or self.image_size < 1:
@@ -68,6 +70,8 @@ class ExampleOptions:
                 f"eval_crops={self.eval_crops} is for evaluation input; training input "
                 "(is_training=True) takes one random crop per image"
             )
+        if self.exclude and self.is_training:
+            raise DataError("eval_exclude leaves images out of evaluation input, not training")
 
     @property
     def image_shape(self):

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from inception_keras.data.errors import DataError
 from inception_keras.data.examples import ExampleOptions, to_examples
+from inception_keras.data.exclusion import matching_entry
 from inception_keras.data.preprocessing import decode_rgb
 from inception_keras.data.sharding import shard_items
 from inception_keras.data.tfrecord import check_split
@@ -129,7 +130,9 @@ def folder_dataset(root, split, *, input_context=None, **options):
 def folder_examples(root, split, options, input_context=None):
     """`folder_dataset` with its options as one `ExampleOptions`."""
     paths, labels = folder_files(root, split)
-    pairs = shard_items(list(zip(paths, labels, strict=True)), input_context, f"image folder {root}")
+    pairs = [(path, label) for path, label in zip(paths, labels, strict=True)
+             if not options.exclude or matching_entry(path, options.exclude) is None]
+    pairs = shard_items(pairs, input_context, f"image folder {root}")
     if not options.num_classes:  # listed only when needed: a round trip on object stores
         options = options.with_default_classes(len(folder_class_names(root)))
     options = options.for_pipeline(input_context)

@@ -85,6 +85,7 @@ def make_input_fn(
     cache_dir=None,
     masked=False,
     eval_crops=1,
+    exclude=frozenset(),
     augment="none",
     augment_magnitude=9.0,
     augment_layers=2,
@@ -106,7 +107,8 @@ def make_input_fn(
     `sources.py`; `smoke` is built there on first use, None: its default folder).
     `deterministic=True` fixes the element order and augmentation (seed 0 unless `seed` is
     given). `cache_dir` caches decoded evaluation examples (ignored for training, whose crops
-    differ every epoch, and for multi-crop evaluation, 10 or 144 times the size).
+    differ every epoch, for multi-crop evaluation, 10 to 144 times the size, and with
+    `exclude`, whose cache would hold another set of images under the same name).
 
     Training augmentation (ignored by evaluation input, still checked): `augment` is "none",
     "randaugment" or "augmix" at `augment_magnitude` on timm's 0-10 scale, with
@@ -115,8 +117,9 @@ def make_input_fn(
     Beta(alpha, alpha) of MixUp and CutMix (0: off), `mix_switch_prob` the chance a batch uses
     CutMix when both are on, `mix_prob` the chance a batch is mixed at all (`mixing.py`).
 
-    `eval_crops` of 10 or 144 (evaluation only) makes each example every crop of
+    `eval_crops` of 10, 12 or 144 (evaluation only) makes each example every crop of
     `multicrop.multi_crop`: images are [B, crops, S, S, 3], B counting images, not crops.
+    `exclude` (evaluation only): file names of images to leave out (`exclusion.py`).
 
     `masked=True` (evaluation) yields (images, labels, weights) instead: the examples with
     weight 1, then zero images with weight 0 forever, so the last partial batch is padded to
@@ -133,11 +136,12 @@ def make_input_fn(
         deterministic=deterministic,
         color_distortion=color_distortion,
         eval_crops=eval_crops,
+        exclude=frozenset(exclude),
     )
     _check_batch_size(global_batch_size)
     dtype = output_dtype(dtype)
     source = dataset_source(dataset)
-    cache = cache_dir if not is_training and eval_crops == 1 else None
+    cache = cache_dir if not is_training and eval_crops == 1 and not exclude else None
     augmentation = Augmentation(augment, augment_magnitude, augment_layers, random_erasing)
     mixing = Mixing(mixup_alpha, cutmix_alpha, mix_switch_prob, mix_prob, label_smoothing)
     if not is_training:

@@ -12,12 +12,15 @@
 
 A source knows its classes and split sizes (`info(data_dir) -> DatasetInfo`) and reads its
 unbatched examples (`examples(split, options, data_dir, input_context) -> tf.data.Dataset`, with
-`ExampleOptions`); `dataset_info` and `make_input_fn` both go through it.
+`ExampleOptions`, whose `exclude` leaves out evaluation images by file name) and, where it has
+them, lists a split's file names (`file_names(split, data_dir)`, for eval_exclude's count);
+`dataset_info`, `make_input_fn` and `excluded_count` go through it.
 """
 
 import dataclasses
 
 from inception_keras.data.errors import DataError
+from inception_keras.data.exclusion import count_excluded, no_file_names
 from inception_keras.data.folder import folder_class_names, folder_examples, folder_files
 from inception_keras.data.smoke import ensure_smoke_dataset, smoke_split_sizes
 from inception_keras.data.smoke_images import SMOKE_CLASS_NAMES
@@ -32,8 +35,10 @@ from inception_keras.data.tfds_source import (
     supervised_keys,
     tfds_builder,
     tfds_examples,
+    tfds_file_names,
     tfds_split_name,
 )
+from inception_keras.data import tfrecord
 from inception_keras.data.tfrecord import tfrecord_examples
 from inception_keras.imagenet_classes import (
     IMAGENET_NUM_CLASSES,
@@ -65,6 +70,14 @@ class Source:
         """Unbatched (image, class id) examples of this input pipeline, as `options` say."""
         raise NotImplementedError
 
+    def file_names(self, split, data_dir):
+        """Every image's file name of a split (str or bytes); DataError if it has none."""
+        raise no_file_names(self.form)
+
+    def _check_nameable(self, options):
+        if options.exclude:
+            raise no_file_names(self.form)
+
 
 class ImagenetTFRecordSource(Source):
     form = "imagenet_tfrecord"
@@ -79,6 +92,9 @@ class ImagenetTFRecordSource(Source):
 
     def examples(self, split, options, data_dir, input_context=None):
         return tfrecord_examples(data_dir, split, options, input_context)
+
+    def file_names(self, split, data_dir):
+        return tfrecord.file_names(data_dir, split)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +121,9 @@ class TfdsSource(Source):
     def examples(self, split, options, data_dir, input_context=None):
         return tfds_examples(self.name, split, options, data_dir, input_context)
 
+    def file_names(self, split, data_dir):
+        return tfds_file_names(self.name, split, data_dir)
+
 
 @dataclasses.dataclass(frozen=True)
 class FolderSource(Source):
@@ -119,6 +138,9 @@ class FolderSource(Source):
     def examples(self, split, options, data_dir, input_context=None):
         return folder_examples(self.root, split, options, input_context)
 
+    def file_names(self, split, data_dir):
+        return folder_files(self.root, split)[0]
+
 
 class SyntheticSource(Source):
     form = "synthetic"
@@ -130,6 +152,7 @@ class SyntheticSource(Source):
         )
 
     def examples(self, split, options, data_dir, input_context=None):
+        self._check_nameable(options)
         return synthetic_examples(options)
 
 
@@ -143,6 +166,7 @@ class SmokeSource(Source):
         )
 
     def examples(self, split, options, data_dir, input_context=None):
+        self._check_nameable(options)
         options = options.with_default_classes(len(SMOKE_CLASS_NAMES))
         return tfrecord_examples(ensure_smoke_dataset(data_dir), split, options, input_context)
 
@@ -174,3 +198,9 @@ def dataset_info(dataset, data_dir=None):
     its default folder) if it is not there yet, `tfds:NAME` is prepared.
     """
     return dataset_source(dataset).info(data_dir)
+
+
+def excluded_count(dataset, data_dir, exclusions):
+    """(how many validation images `exclusions` removes, the entries that matched none): one
+    pass over the split's file names (the records are read, not decoded)."""
+    return count_excluded(dataset_source(dataset).file_names("validation", data_dir), exclusions)

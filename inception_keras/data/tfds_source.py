@@ -13,6 +13,7 @@ import tensorflow_datasets as tfds
 
 from inception_keras.data.errors import DataError
 from inception_keras.data.examples import ExampleOptions, to_examples
+from inception_keras.data.exclusion import drop_excluded, no_file_names
 from inception_keras.data.tfrecord import check_split
 
 _FILE_CYCLE_LENGTH = 16
@@ -134,4 +135,23 @@ def tfds_examples(name, split, options, data_dir=None, input_context=None):
         decoders={image_key: tfds.decode.SkipDecoding()},
         read_config=read_config,
     )
+    if options.exclude:
+        _check_file_names(builder, name)
+        records = drop_excluded(records, lambda example: example["file_name"], options.exclude)
     return to_examples(records, lambda example: (example[image_key], example[label_key]), options)
+
+
+def tfds_file_names(name, split, data_dir=None):
+    """Every example's `file_name` of a split (numpy bytes; for eval_exclude)."""
+    builder = tfds_builder(name, data_dir)
+    prepare(builder, data_dir)
+    _check_file_names(builder, name)
+    image_key, _ = supervised_keys(builder)
+    records = builder.as_dataset(split=tfds_split_name(builder, split), shuffle_files=False,
+                                 decoders={image_key: tfds.decode.SkipDecoding()})
+    return records.map(lambda example: example["file_name"]).as_numpy_iterator()
+
+
+def _check_file_names(builder, name):
+    if "file_name" not in builder.info.features:
+        raise no_file_names(f"tfds:{name}")

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from inception_keras.data.errors import DataError
 from inception_keras.data.examples import ExampleOptions, to_examples
+from inception_keras.data.exclusion import drop_excluded
 from inception_keras.data.sharding import shard_items
 from inception_keras.imagenet_classes import IMAGENET_NUM_CLASSES
 
@@ -20,6 +21,7 @@ _FEATURES = {
     "image/encoded": tf.io.FixedLenFeature([], tf.string),
     "image/class/label": tf.io.FixedLenFeature([], tf.int64),
 }
+_FILE_NAME = {"image/filename": tf.io.FixedLenFeature([], tf.string, default_value="")}
 
 
 def check_split(split):
@@ -41,8 +43,10 @@ def shard_files(data_dir, split):
     return files
 
 
-def serialize_example(image_bytes, label, *, height, width, synset="", text="", image_format="JPEG"):
-    """One record in the ImageNet shard format; `label` is 1-based."""
+def serialize_example(image_bytes, label, *, height, width, synset="", text="", image_format="JPEG",
+                      filename=""):
+    """One record in the ImageNet shard format; `label` is 1-based; `filename` (if any) is the
+    image's `image/filename`, what eval_exclude matches."""
 
     def _bytes(value):
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
@@ -61,6 +65,8 @@ def serialize_example(image_bytes, label, *, height, width, synset="", text="", 
         "image/colorspace": _bytes(b"RGB"),
         "image/channels": _int(3),
     }
+    if filename:
+        features["image/filename"] = _bytes(filename.encode())
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
 
 
@@ -68,6 +74,17 @@ def parse_record(record):
     """Serialized Example -> (encoded image bytes, 0-based int32 label). Fails on a garbage record."""
     parsed = tf.io.parse_single_example(record, _FEATURES)
     return parsed["image/encoded"], tf.cast(parsed["image/class/label"], tf.int32) - 1
+
+
+def record_file_name(record):
+    """A serialized Example's `image/filename` ("" when it has none)."""
+    return tf.io.parse_single_example(record, _FILE_NAME)["image/filename"]
+
+
+def file_names(data_dir, split):
+    """Every record's file name of a split, in file order (numpy bytes; for eval_exclude)."""
+    records = read_records(shard_files(data_dir, split), is_training=False)
+    return records.map(record_file_name).ignore_errors().as_numpy_iterator()
 
 
 def read_records(files, *, is_training, seed=None, deterministic=False):
@@ -110,4 +127,6 @@ def tfrecord_examples(data_dir, split, options, input_context=None):
     records = read_records(
         files, is_training=options.is_training, seed=options.seed, deterministic=options.deterministic
     )
+    if options.exclude:  # a garbage record fails the name's parse: dropped, as parse_record would
+        records = drop_excluded(records, record_file_name, options.exclude).ignore_errors()
     return to_examples(records, parse_record, options)

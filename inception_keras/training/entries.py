@@ -2,14 +2,17 @@
 
     train_run(config)       restore or start, train what is missing, evaluate, export
     evaluate_run(config)    a run's newest checkpoint (or `init_weights` without a run), scored
+    evaluate_ensemble(configs)  several runs' newest checkpoints, probabilities averaged, scored
     watch_run(config)       every new checkpoint of a run scored as it appears (watcher.py)
     export_run(config)      a run's newest checkpoint, exported as a new SavedModel version
 
 All three restore through `Trainer.restore` and export through `Trainer.export`. A finished run
 started again does only what is missing (`run_state.json`): no step trained, the final
-evaluation and the export only if they are missing for the trained step. They raise
-`TrainerError`, `Preempted`, `NonFiniteLoss` or `PeerLost` (inception_keras.training.errors),
-each with its exit status; `log` receives the lines a person reads.
+evaluation and the export only if they are missing for the trained step. A training run's final
+evaluation is `<model_dir>/eval.json`; every other evaluation gets its own record under
+`<model_dir>/evaluations/` (reports.write_final), and never changes what a rerun relies on.
+They raise `TrainerError`, `Preempted`, `NonFiniteLoss` or `PeerLost`
+(inception_keras.training.errors), each with its exit status; `log` receives the lines a person reads.
 """
 
 import contextlib
@@ -21,7 +24,7 @@ from inception_keras import data, paths
 from inception_keras.export import ExportError
 from inception_keras.export.formats import parse_formats, require_runtimes
 from inception_keras.training.loop import checkpoints, progress
-from inception_keras.training import inputs
+from inception_keras.training import ensemble, inputs
 from inception_keras.training.records import reports
 from inception_keras.training.cluster import workers
 from inception_keras.training.loop.actions import (
@@ -73,20 +76,61 @@ def evaluate_run(config, *, from_run, log=default_log):
 def _evaluate(setup, from_run, log):
     config = setup.config
     source = config.model_dir if from_run else config.init_weights
+    excluded = inputs.excluded_images(config, log)
     log(f"evaluating {source} on {config.dataset}'s validation split "
-        f"({setup.info.num_eval_examples} images), {config.eval_crops} crop(s), "
+        f"({_images_text(setup.info, excluded)}), {config.eval_crops} crop(s), "
         f"{type(setup.strategy).__name__} x{setup.replicas}, {setup.policy}")
     if from_run:
-        trainer, _ = restored_trainer(setup, "--eval_only", log)
+        trainer, checkpoint = restored_trainer(setup, "--eval_only", log)
+        what = {"checkpoint": checkpoint}
     else:
         trainer = Trainer(setup)
         for line in trainer.load_init_weights(evaluating=True):
             log(line)
+        what = {"init_weights": config.init_weights}
     results = trainer.evaluate(_evaluation_input(setup))
+    name = reports.record_name(config, step=trainer.step if from_run else None,
+                               excluded=excluded)
     reports.write_final(results, config=config, class_names=setup.info.class_names,
                         step=trainer.step, weights=trainer.weights_name,
                         summaries=progress.Summaries(_tensorboard_dir(config)), log=log,
-                        out_dir=config.model_dir)
+                        out_dir=config.model_dir, kind="eval_only", name=name,
+                        extra={"excluded": excluded, **what})
+
+
+def evaluate_ensemble(configs, log=default_log):
+    """--eval_only with several --model_dir: each run's newest checkpoint scores every
+    validation image once; their probabilities are averaged and scored (ensemble.py). The
+    record goes under the first member's model_dir."""
+    total, labels, members, setups = None, None, [], []
+    for config in configs:
+        setup = setup_run(config, for_training=False)
+        setups.append(setup)
+        with _user_errors(setup.strategy):
+            ensemble.check_members_agree([s.config for s in setups],
+                                         [s.info.class_names for s in setups])
+            trainer, checkpoint = restored_trainer(setup, "--eval_only", log)
+            probabilities, member_labels = trainer.probabilities(
+                inputs.ensemble_member_input(setup))
+        if labels is None:
+            total, labels = probabilities.astype("float64"), member_labels
+        else:
+            ensemble.check_same_labels(member_labels, labels, config.model_dir)
+            total += probabilities
+        members.append(ensemble.member_record(setup.config, trainer.step, checkpoint,
+                                              trainer.weights_name))
+        log(f"member {len(members)} of {len(configs)}: {config.model_dir} step {trainer.step} "
+            f"({trainer.weights_name}) scored {len(member_labels)} images")
+    first = setups[0]
+    excluded = inputs.excluded_images(first.config, log)
+    results = ensemble.score(total / len(configs), labels, first.info.num_classes)
+    reports.write_final(results, config=first.config, class_names=first.info.class_names,
+                        step=None, weights=f"ensemble of {len(configs)}",
+                        summaries=progress.Summaries(None), log=log,
+                        out_dir=first.config.model_dir, kind="ensemble",
+                        name=reports.record_name(first.config, members=len(configs),
+                                                 excluded=excluded),
+                        extra={"excluded": excluded, "members": members})
 
 
 def watch_run(config, log=default_log):
@@ -214,19 +258,24 @@ def _finish(setup, trainer, watch, record, summaries, validation, log):
     """The final evaluation and the export of the chosen checkpoint, each unless already done."""
     validation, selection = _select_for_export(setup, trainer, record, validation, log)
     config, step = setup.config, trainer.step
-    if record.state.evaluated_at(step, config.eval_crops):
-        log(f"the final evaluation of step {step} is already in {config.model_dir}/"
-            f"{reports.EVAL_FILE}")
+    if record.state.evaluated_at(step, config.eval_crops, config.eval_exclude):
+        log(f"the final evaluation of step {step} is already in "
+            f"{record.state.evaluation_path(config.model_dir)}")
     else:
         if validation is None or config.eval_crops != 1:
             validation = _preemptible_evaluation(trainer, _evaluation_input(setup), watch, step)
         if setup.is_chief:
-            reports.write_final(validation, config=config, class_names=setup.info.class_names,
-                                step=step, weights=trainer.weights_name, summaries=summaries,
-                                log=log, out_dir=config.model_dir, selection=selection)
+            _, path = reports.write_final(
+                validation, config=config, class_names=setup.info.class_names, step=step,
+                weights=trainer.weights_name, summaries=summaries, log=log,
+                out_dir=config.model_dir, selection=selection,
+                extra={"excluded": inputs.excluded_images(config, log)})
         else:
             log(reports.final_line(validation, trainer.weights_name, config.eval_crops))
-        record.update(evaluated={"step": step, "eval_crops": config.eval_crops})
+            path = reports.record_paths(config.model_dir, "final", None)[0]
+        exclude = {"eval_exclude": config.eval_exclude} if config.eval_exclude else {}
+        record.update(evaluated={"step": step, "eval_crops": config.eval_crops, "path": path,
+                                 **exclude})
     if not setup.is_chief:
         log(f"{setup.task_type} {setup.task_id}: done (the chief exports)")
     elif record.state.exported_at(step):
@@ -318,6 +367,13 @@ def _summaries(setup, step):
         images = inputs.sample_training_images(setup) if config.image_summaries else None
         summaries.run_start(config, images, reports.augmentation_text(config), step)
     return summaries
+
+
+def _images_text(info, excluded):
+    if info.num_eval_examples is None:
+        return "all its images" + (f" but {excluded} excluded" if excluded else "")
+    left_out = f", {excluded} of {info.num_eval_examples} excluded" if excluded else ""
+    return f"{info.num_eval_examples - excluded} images{left_out}"
 
 
 def _evaluation_input(setup):

@@ -36,7 +36,8 @@ def input_fn(config, info, *, split, is_training, eval_crops=1, dtype=None):
             deterministic=config.deterministic, seed=config.seed, num_classes=info.num_classes,
             color_distortion=config.color_distortion if is_training else "none",
             cache_dir=None if is_training else config.cache_dir, masked=not is_training,
-            label_smoothing=config.label_smoothing, eval_crops=eval_crops, **augmentation)
+            label_smoothing=config.label_smoothing, eval_crops=eval_crops,
+            exclude=exclusions(config) if not is_training else frozenset(), **augmentation)
     except data.DataError as error:
         raise TrainerError(str(error)) from None
 
@@ -80,6 +81,43 @@ def evaluation_dataset(setup, single_crop):
     images = max(config.global_batch_size // crops // replicas, 1) * replicas
     return distributed_dataset(setup, split="validation", is_training=False, eval_crops=crops,
                                config=config.replace(global_batch_size=images))
+
+
+def ensemble_member_input(setup):
+    """One member's evaluation input for `Trainer.probabilities`: one pipeline in file order,
+    masked, every crop of each image, fewer images per batch with more crops."""
+    config = setup.config
+    images = max(config.global_batch_size // config.eval_crops, 1)
+    fn = input_fn(config.replace(global_batch_size=images), setup.info, split="validation",
+                  is_training=False, eval_crops=config.eval_crops)
+    return fn(tf.distribute.InputContext())
+
+
+def exclusions(config):
+    """The file names `eval_exclude` lists (none without it); TrainerError for a bad file."""
+    if not config.eval_exclude:
+        return frozenset()
+    try:
+        return data.read_exclusions(config.eval_exclude)
+    except data.DataError as error:
+        raise TrainerError(str(error)) from None
+
+
+def excluded_images(config, log):
+    """How many validation images `eval_exclude` removes (0 without it), counted over the
+    split's file names; logs the entries that match no image (a warning, see exclusion.py)."""
+    names = exclusions(config)
+    if not names:
+        return 0
+    try:
+        count, unmatched = data.excluded_count(config.dataset, config.data_dir, names)
+    except data.DataError as error:
+        raise TrainerError(str(error)) from None
+    if unmatched:
+        shown = ", ".join(unmatched[:3]) + (", ..." if len(unmatched) > 3 else "")
+        log(f"warning: eval_exclude: {len(unmatched)} of the {len(names)} entries of "
+            f"{config.eval_exclude} match no validation image ({shown})")
+    return count
 
 
 def sample_training_images(setup, count=16):

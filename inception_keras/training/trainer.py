@@ -216,6 +216,13 @@ class Trainer:
                                        steps_per_call=config.steps_per_execution,
                                        planner=self.eval_planner, should_stop=should_stop)
 
+    def probabilities(self, dataset):
+        """Class probabilities and ids of every image of a masked, non-distributed evaluation
+        input (or the first `eval_steps` batches), with the EMA weights when the run has EMA."""
+        self.agree_on_statistics()
+        with ema_weights(self.ema):
+            return self.steps.probabilities(dataset, max_steps=self.config.eval_steps or None)
+
     # ------------------------------------------------------------------------------ export
     def serving_model(self):
         """A float32 copy of the model holding the weights evaluations use (EMA if any)."""

@@ -1,8 +1,10 @@
 """What a run writes for people: its start-up summary and its final evaluation.
 
 `summary_lines(setup)` is the block a run prints first (config, strategy, precision, data,
-batch, schedule, model, folders). `write_final(...)` prints the final line and the worst
-classes and writes `eval.json`, `confusion_matrix.png` and the `final/...` TensorBoard entries.
+batch, schedule, model, folders). `write_final(...)` prints an evaluation's line and the worst
+classes, writes its record and confusion matrix PNG (a training run's final evaluation:
+`eval.json` and `confusion_matrix.png`; any other: `evaluations/<name>.json` and `.png`) and the
+`final/...` TensorBoard entries. The records' fields: README.md, "Evaluation records".
 """
 
 import json
@@ -19,6 +21,7 @@ from inception_keras.training.step.schedules import make_schedule
 
 EVAL_FILE = "eval.json"
 CONFUSION_FILE = "confusion_matrix.png"
+EVALUATIONS_DIR = "evaluations"  # every other evaluation's record: <name>.json and <name>.png
 
 
 def summary_lines(setup):
@@ -78,38 +81,64 @@ def network_line(model, image_size):
             f"{image_size}x{image_size}")
 
 
-def final_line(results, weights, eval_crops):
+def final_line(results, weights, eval_crops, excluded=0):
     crops = f", {eval_crops} crops" if eval_crops != 1 else ""
+    left_out = f" ({excluded} excluded by eval_exclude)" if excluded else ""
     return (f"final evaluation ({weights}{crops}): top-1 {results['top1']:.4f}  "
             f"top-5 {results['top5']:.4f}  cross-entropy {results['cross_entropy']:.4f}  "
-            f"on {results['examples']} images")
+            f"on {results['examples']} images{left_out}")
 
 
 def write_final(results, *, config, class_names, step, weights, summaries, log, out_dir,
-                selection=None):
-    """The final evaluation's line, per-class lines, TensorBoard entries, eval.json and the
-    confusion matrix PNG in `out_dir` (call on the chief). `selection`: which checkpoint was
-    scored and why ({"checkpoint": "last" | "best", "why": ...}), recorded in eval.json."""
-    log(final_line(results, weights, config.eval_crops))
+                selection=None, kind="final", name=None, extra=None):
+    """The evaluation's line, per-class lines, TensorBoard entries, its JSON record and the
+    confusion matrix PNG (call on the chief). `kind` "final" (a training run's final
+    evaluation): `out_dir`/eval.json and confusion_matrix.png; "eval_only" or "ensemble":
+    `out_dir`/evaluations/`name`.json and `name`.png, never overwriting an older record (see
+    `record_paths`). `selection`: which checkpoint was scored and why ({"checkpoint": "last" |
+    "best", "why": ...}); `extra`: more fields of the record ("excluded", "members",
+    "checkpoint", ...). Returns (the record, its path)."""
+    extra = extra or {}
+    log(final_line(results, weights, config.eval_crops, extra.get("excluded", 0)))
     summaries.final(results, class_names, step)
     matrix = results["confusion"]
     for line in confusion.per_class_lines(matrix, list(class_names)):
         log(line)
-    tf.io.gfile.makedirs(out_dir)
-    png = os.path.join(out_dir, CONFUSION_FILE)
+    path, png = record_paths(out_dir, kind, name)
+    tf.io.gfile.makedirs(os.path.dirname(path))
     confusion.write_confusion_png(png, matrix)
     per_class = confusion.per_class_accuracy(matrix)
-    record = {"top1": results["top1"], "top5": results["top5"],
+    record = {"kind": kind, "config": config.name,
+              "top1": results["top1"], "top5": results["top5"],
               "cross_entropy": results["cross_entropy"],
-              "examples": results["examples"], "eval_crops": config.eval_crops, "step": step,
-              "weights": weights, "dataset": config.dataset,
+              "examples": results["examples"], "excluded": 0, "eval_crops": config.eval_crops,
+              "step": step, "weights": weights, "dataset": config.dataset,
+              "image_size": config.image_size, **extra,
               **(selection or {}),
               "per_class_top1": {name: (None if value != value else float(value))
                                  for name, value in zip(class_names, per_class)}}
-    path = os.path.join(out_dir, EVAL_FILE)
     atomic.write_text(path, json.dumps(record, indent=2) + "\n")
     log(f"wrote {path} and {png}")
-    return record
+    return record, path
+
+
+def record_paths(out_dir, kind, name):
+    """(JSON record, confusion PNG) paths of an evaluation: the final one's fixed names, else
+    the first free `evaluations/<name>[-N].json` (an existing record is never overwritten)."""
+    if kind == "final":
+        return os.path.join(out_dir, EVAL_FILE), os.path.join(out_dir, CONFUSION_FILE)
+    folder, stem, number = os.path.join(out_dir, EVALUATIONS_DIR), name, 1
+    while tf.io.gfile.exists(os.path.join(folder, f"{stem}.json")):
+        number += 1
+        stem = f"{name}-{number}"
+    return os.path.join(folder, f"{stem}.json"), os.path.join(folder, f"{stem}.png")
+
+
+def record_name(config, *, step=None, members=1, excluded=0):
+    """What an evaluation record is named after: `step372-crops12`, `init-crops1`,
+    `ensemble2-crops144`, with `-exclude1762` when eval_exclude removed images."""
+    what = f"ensemble{members}" if members > 1 else f"step{step}" if step is not None else "init"
+    return f"{what}-crops{config.eval_crops}" + (f"-exclude{excluded}" if excluded else "")
 
 
 def note_export(out_dir, export_path, step):

@@ -303,6 +303,23 @@ class Steps:
             batches += 1
         return batches, finished
 
+    def probabilities(self, dataset, *, max_steps=None):
+        """(main-head probabilities [N, C] averaged over each image's crops, class ids [N]) of
+        the real examples of a masked, NON-distributed evaluation input, in its order, batch
+        by batch on the host's default device (an ensemble's member; see training/ensemble.py).
+        `max_steps` bounds the batches."""
+        predict = tf.function(self._predict)
+        rows, ids = [], []
+        for batch, (images, labels, weights) in enumerate(dataset):
+            real = weights.numpy() > 0
+            if not real.any() or (max_steps is not None and batch >= max_steps):
+                break
+            rows.append(predict(images).numpy()[real])
+            ids.append(class_ids(labels).numpy()[real])
+        if not rows:
+            return np.zeros([0, self.num_classes], np.float32), np.zeros([0], np.int32)
+        return np.concatenate(rows), np.concatenate(ids)
+
     def evaluate(self, dataset, *, max_steps=None, steps_per_call=1, planner=None,
                  should_stop=None):
         """Scores a masked distributed dataset once, from a fresh iterator (so every pass sees
