@@ -163,9 +163,7 @@ def test_tensorboard_runs_overlay_and_hold_the_final_evaluation(moved_run):
     for key in ("top1", "top5", "cross_entropy"):
         assert number(final[f"metrics/{key}"][-1][1]) == pytest.approx(record[key], abs=1e-6)
     for name, top1 in record["per_class_top1"].items():
-        if top1 is None:
-            assert f"per_class/top1/{name}" not in final
-        else:
+        if top1 is not None:  # (a class without images here: an earlier evaluation may score it)
             assert number(final[f"per_class/top1/{name}"][-1][1]) == pytest.approx(top1), name
     table = final["per_class/top1"][-1][1].tensor.string_val[0].decode()
     worst = min((v, k) for k, v in record["per_class_top1"].items() if v is not None)

@@ -74,7 +74,7 @@ def test_a_nan_batch_is_recovered_from_and_a_real_divergence_stops_after_max_rec
     assert state["recoveries"] == [{"failed_steps": [7, 8], "restored_step": 4,
                                     "checkpoint": f"{run}/checkpoints/ckpt-4"}]
     assert state["trained_step"] == EPOCHS * STEPS
-    assert scalars(run / "tensorboard", "train/recoveries") == {8: 1.0}
+    assert scalars(run / "tensorboard" / "train", "stability/recoveries") == {8: 1.0}
 
     # the best validation is epoch 1's or 2's (the first of equals); the export holds the
     # weights of its checkpoint, not the last one's

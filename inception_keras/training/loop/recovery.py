@@ -13,7 +13,7 @@ that ran steps F..L (1-based) is inf or NaN:
    not rewound, so the next call takes the batch after the failing call's last one. The batches
    drawn for steps S+1..L are not trained on again; steps S+1..L train again on new batches;
 3. one line says what was restored, which steps' batches are skipped and "recovery k of M";
-   TensorBoard gets `train/recoveries` = k at step L; run_state.json records it.
+   TensorBoard gets `stability/recoveries` = k at step L (run `train`); run_state.json records it.
 
 `max_recoveries` (M) counts over the whole run: the list lives in run_state.json, so a restarted
 run continues the count (`--set max_recoveries=N` raises it). Past it, or with no checkpoint to
@@ -55,7 +55,7 @@ class Recovery:
         count = len(done) + 1
         self.record.update(recoveries=[*done, {"failed_steps": [first, last],
                                                "restored_step": step, "checkpoint": path}])
-        self.summaries.scalars("train", {"recoveries": count}, last)
+        self.summaries.scalars("train", {"stability/recoveries": count}, last)
         self.log(f"non-finite loss in steps {first}-{last}: restored {path} (step {step}); the "
                  f"batches drawn for steps {step + 1}-{last} are skipped, training goes on from "
                  f"step {step + 1} with the batches after them (recovery {count} of "
